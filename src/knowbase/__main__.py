@@ -1,0 +1,3 @@
+from knowbase.cli.main import main
+
+main()

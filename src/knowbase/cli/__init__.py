@@ -1,0 +1,1 @@
+"""The ``knowbase`` command line: thin front ends over the Python API."""

@@ -1,0 +1,111 @@
+"""``knowbase``: the command group. Subcommands load lazily so ``--help`` stays fast.
+
+Each command group lives in its own module and imports only click at module level;
+heavy libraries (torch, llama.cpp, sentence-transformers) load inside the commands.
+A :class:`~knowbase.errors.KnowbaseError` becomes one line on stderr and exit status 1
+(``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# command name -> "module:attribute"
+COMMANDS: dict[str, str] = {
+    "chat": "knowbase.cli.chat:chat",
+    "models": "knowbase.cli.models:models",
+    "logs": "knowbase.cli.logs:logs",
+    "kb": "knowbase.cli.kb:kb",
+    "ask": "knowbase.cli.ask:ask",
+    "demo": "knowbase.cli.demo:demo",
+    "sql": "knowbase.cli.sql:sql",
+    "agent": "knowbase.cli.agent:agent",
+    "memory": "knowbase.cli.memory:memory",
+    "serve": "knowbase.cli.serve:serve",
+    "eval": "knowbase.cli.evals:eval_",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used (or listed)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._find(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._find(cmd_name)
+
+    @staticmethod
+    def _find(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("knowbase.cli"):
+                return None  # a command group not built yet
+            raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), envvar="KNOWBASE_HOME",
+              help="User directory (config, logs.db, knowledge bases). Default ~/.knowbase.")
+@click.option("--no-trace", is_flag=True, help="Do not record model calls in logs.db.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(package_name="knowbase")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, no_trace: bool, debug: bool) -> None:
+    """knowbase: language models on your own knowledge, data and tools.
+
+    Offline by default (embedded Qwen2.5-Coder-1.5B and all-MiniLM-L6-v2); any
+    OpenAI-compatible model by URL with --model openai:NAME@URL.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+    ctx.obj["no_trace"] = no_trace
+    ctx.obj["debug"] = debug
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Any:
+    """The :class:`~knowbase.config.Settings` for this invocation (flags beat env and file)."""
+    from knowbase.config import Settings
+
+    obj = ctx.find_root().obj or {}
+    if obj.get("no_trace"):
+        overrides["tracing"] = False
+    return Settings.load(obj.get("home"), **overrides)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``knowbase`` script."""
+    from knowbase.errors import KnowbaseError
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="knowbase", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KnowbaseError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

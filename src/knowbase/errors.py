@@ -1,0 +1,115 @@
+"""The knowbase exception tree.
+
+One root, :class:`KnowbaseError`. Two families below it:
+
+* :class:`UserError` -- the caller's mistake (bad configuration, unknown model name,
+  a bad input file, SQL the validator refuses). Fix the input and try again.
+* :class:`RuntimeFailure` -- the world failed (model unreachable, timeout, HTTP 5xx,
+  a corrupt model file). Retrying later may help.
+
+Every error carries structured fields (``path``, ``row``, ``status``, ``retry_after``...)
+so callers can react without parsing messages. Third-party exceptions are translated
+where they enter knowbase and chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KnowbaseError(Exception):
+    """Root of every error knowbase raises on purpose.
+
+    Args:
+        message: one line for a person.
+        **detail: structured fields (for example ``path=``, ``status=``); exposed as
+            attributes and in :attr:`detail`.
+    """
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail: dict[str, Any] = detail
+        for key, value in detail.items():
+            setattr(self, key, value)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UserError(KnowbaseError):
+    """The input or configuration is wrong; retrying the same call fails again."""
+
+
+class RuntimeFailure(KnowbaseError):
+    """Something outside the caller's control failed; a retry may succeed."""
+
+
+# --- configuration and names -------------------------------------------------------
+class ConfigError(UserError):
+    """The settings file, an environment variable or a flag is invalid."""
+
+
+class UnknownModelError(UserError):
+    """A model string names no known backend or model (``spec`` holds it)."""
+
+
+# --- models --------------------------------------------------------------------------
+class ModelFileError(RuntimeFailure):
+    """A model file is missing, corrupt, or fails its checksum (``path``, ``expected``, ``actual``)."""
+
+
+class ModelUnavailableError(RuntimeFailure):
+    """An optional dependency for a backend is not installed (``package``)."""
+
+
+class ContextLengthError(UserError):
+    """The prompt does not fit the model's context window.
+
+    Fields: ``prompt_tokens``, ``context_window`` (both in tokens).
+    """
+
+
+class ModelConnectionError(RuntimeFailure):
+    """The model endpoint could not be reached (``url``)."""
+
+
+class ModelTimeoutError(RuntimeFailure):
+    """The model did not answer within the timeout (``timeout`` in seconds)."""
+
+
+class ModelHTTPError(RuntimeFailure):
+    """The endpoint answered with an HTTP error (``status``, ``body``, ``retry_after`` seconds)."""
+
+
+class AuthenticationError(ModelHTTPError):
+    """HTTP 401/403: the API key is missing or wrong."""
+
+
+class RateLimitError(ModelHTTPError):
+    """HTTP 429 after all retries (``retry_after`` in seconds, if the server gave one)."""
+
+
+class ModelResponseError(RuntimeFailure):
+    """The endpoint answered with something that is not a valid response (``body``)."""
+
+
+# --- input data -----------------------------------------------------------------------
+class InputFileError(UserError):
+    """A file could not be read or parsed (``path``, ``reason``)."""
+
+
+class OutputParseError(UserError):
+    """A model's output could not be parsed into the requested shape (``raw`` holds the text)."""
+
+
+class SafetyError(UserError):
+    """An operation was refused by a guard (disallowed host, unsafe expression, write SQL...)."""
+
+
+class BudgetExceeded(RuntimeFailure):
+    """A step, token or time budget ran out (``partial`` holds what was done)."""
+
+
+class StoreError(RuntimeFailure):
+    """A store (knowledge base, trace log, memory) is damaged or cannot be opened (``path``)."""

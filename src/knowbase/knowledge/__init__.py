@@ -1,0 +1,1 @@
+"""Knowledge-base question answering: ingest, hybrid retrieval, cited answers."""

@@ -1,0 +1,1 @@
+"""Model protocols, backends and the registry that builds them from model strings."""

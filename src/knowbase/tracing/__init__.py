@@ -1,0 +1,1 @@
+"""Call tracing: every model call and every chain/agent step, recorded in SQLite."""

@@ -1,0 +1,229 @@
+"""``logs.db``: the SQLite store of model calls and spans (LLMOps monitoring).
+
+Schema changes are append-only named migrations (see :data:`MIGRATIONS`). Each call or
+span is one row written in one transaction after it finishes, so a crash never leaves a
+half-written record. Reads for ``knowbase logs`` live here too.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from knowbase.errors import StoreError
+from knowbase.tracing.context import Span, new_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from knowbase.models.base import ChatOptions, ChatResult, Message
+
+MIGRATIONS: list[tuple[str, str]] = [
+    ("m001_calls", """
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            span_id TEXT,
+            kind TEXT NOT NULL,              -- chat | embed
+            started REAL NOT NULL,           -- Unix seconds
+            model TEXT NOT NULL,             -- backend:model
+            messages TEXT,                   -- JSON list of messages (chat) or texts (embed)
+            options TEXT,                    -- JSON
+            output TEXT,
+            tool_calls TEXT,                 -- JSON
+            finish_reason TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            latency_ms REAL,
+            error TEXT,
+            cached INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX calls_started ON calls(started);
+        CREATE INDEX calls_trace ON calls(trace_id);
+        CREATE INDEX calls_model ON calls(model);
+    """),
+    ("m002_spans", """
+        CREATE TABLE spans (
+            id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            parent_id TEXT,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            started REAL NOT NULL,
+            ended REAL,
+            status TEXT NOT NULL,
+            error TEXT,
+            attributes TEXT
+        );
+        CREATE INDEX spans_trace ON spans(trace_id);
+    """),
+]
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]]) -> list[str]:
+    """Apply the named migrations not yet applied, each in its own transaction.
+
+    Returns the names applied now. Works for any stdlib-sqlite3 connection (the memory
+    and response-cache stores use it too).
+    """
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+    applied = []
+    for name, sql in migrations:
+        if name in done:
+            continue
+        with conn:
+            conn.executescript("BEGIN;" + sql + f";INSERT INTO _migrations VALUES ('{name}', {time.time()});COMMIT;")
+        applied.append(name)
+    return applied
+
+
+def connect(path: Path, migrations: Sequence[tuple[str, str]]) -> sqlite3.Connection:
+    """Open (creating folders) a WAL-mode SQLite file and bring its schema up to date."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn, migrations)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open {path}: {exc}", path=str(path)) from exc
+    return conn
+
+
+def _messages_json(messages: Sequence["Message"]) -> str:
+    return json.dumps([m.to_openai() for m in messages], ensure_ascii=False)
+
+
+class TraceStore:
+    """Records calls and spans in ``logs.db``; the file is opened on first use.
+
+    Args:
+        path: the SQLite file (created with its folder if missing).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.path, MIGRATIONS)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        cols = ",".join(row)
+        marks = ",".join("?" * len(row))
+        with self._lock:
+            self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    # --- writing ---------------------------------------------------------------------
+    def record_chat(self, *, model: str, messages: Sequence["Message"], options: "ChatOptions",
+                    result: "ChatResult | None", error: Exception | None, started: float,
+                    trace_id: str | None, span_id: str | None, latency_ms: float | None = None) -> str:
+        """Write one chat call; returns its id."""
+        call_id = new_id()
+        row = {
+            "id": call_id, "trace_id": trace_id or call_id, "span_id": span_id, "kind": "chat",
+            "started": started, "model": model, "messages": _messages_json(messages),
+            "options": json.dumps(options.to_dict(), ensure_ascii=False, default=str),
+            "output": result.text if result else None,
+            "tool_calls": json.dumps([{"name": c.name, "arguments": c.arguments} for c in result.tool_calls],
+                                     ensure_ascii=False) if result and result.tool_calls else None,
+            "finish_reason": result.finish_reason if result else "error",
+            "prompt_tokens": result.usage.prompt_tokens if result else None,
+            "completion_tokens": result.usage.completion_tokens if result else None,
+            "latency_ms": result.latency_ms if result else latency_ms,
+            "error": f"{type(error).__name__}: {error}" if error else None,
+            "cached": int(bool(result and result.cached)),
+        }
+        self._insert("calls", row)
+        return call_id
+
+    def record_embedding(self, *, model: str, texts: Sequence[str], error: Exception | None, started: float,
+                         latency_ms: float, trace_id: str | None, span_id: str | None) -> str:
+        """Write one embedding call (the texts are kept, each cut to 200 characters)."""
+        call_id = new_id()
+        row = {
+            "id": call_id, "trace_id": trace_id or call_id, "span_id": span_id, "kind": "embed", "started": started,
+            "model": model, "messages": json.dumps([t[:200] for t in texts[:50]], ensure_ascii=False),
+            "options": json.dumps({"n_texts": len(texts), "n_chars": sum(map(len, texts))}),
+            "output": None, "tool_calls": None, "finish_reason": "error" if error else "stop",
+            "prompt_tokens": None, "completion_tokens": None, "latency_ms": latency_ms,
+            "error": f"{type(error).__name__}: {error}" if error else None, "cached": 0,
+        }
+        self._insert("calls", row)
+        return call_id
+
+    def record_span(self, sp: Span) -> None:
+        """Write one finished span."""
+        self._insert("spans", {
+            "id": sp.span_id, "trace_id": sp.trace_id, "parent_id": sp.parent_id, "name": sp.name, "kind": sp.kind,
+            "started": sp.started, "ended": sp.ended, "status": sp.status, "error": sp.error,
+            "attributes": json.dumps(sp.attributes, ensure_ascii=False, default=str) if sp.attributes else None,
+        })
+
+    # --- reading ---------------------------------------------------------------------
+    def calls(self, *, limit: int = 20, model: str | None = None, trace_id: str | None = None,
+              since: float | None = None) -> list[dict[str, Any]]:
+        """Recent calls, newest first, as dicts of the ``calls`` columns."""
+        where, args = [], []
+        if model:
+            where.append("model LIKE ?")
+            args.append(f"%{model}%")
+        if trace_id:
+            where.append("trace_id = ?")
+            args.append(trace_id)
+        if since:
+            where.append("started >= ?")
+            args.append(since)
+        sql = "SELECT * FROM calls" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY started DESC LIMIT ?"
+        return self._rows(sql, [*args, limit])
+
+    def call(self, call_id: str) -> dict[str, Any] | None:
+        """One call by id (a unique prefix is enough)."""
+        rows = self._rows("SELECT * FROM calls WHERE id LIKE ? LIMIT 2", [call_id + "%"])
+        return rows[0] if len(rows) == 1 else None
+
+    def spans(self, trace_id: str) -> list[dict[str, Any]]:
+        """All spans of a trace, oldest first."""
+        return self._rows("SELECT * FROM spans WHERE trace_id = ? ORDER BY started", [trace_id])
+
+    def totals(self, *, since: float | None = None) -> list[dict[str, Any]]:
+        """Per model: calls, errors, prompt and completion tokens, mean and p95 latency (ms)."""
+        where = "WHERE started >= ?" if since else ""
+        rows = self._rows(f"SELECT model, latency_ms, prompt_tokens, completion_tokens, error FROM calls {where}",
+                          [since] if since else [])
+        by_model: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_model.setdefault(r["model"], []).append(r)
+        out = []
+        for model, rs in sorted(by_model.items()):
+            lat = sorted(r["latency_ms"] or 0.0 for r in rs)
+            p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))] if lat else 0.0
+            out.append({
+                "model": model, "calls": len(rs), "errors": sum(1 for r in rs if r["error"]),
+                "prompt_tokens": sum(r["prompt_tokens"] or 0 for r in rs),
+                "completion_tokens": sum(r["completion_tokens"] or 0 for r in rs),
+                "mean_latency_ms": sum(lat) / len(lat) if lat else 0.0, "p95_latency_ms": p95,
+            })
+        return out
+
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self._lock:
+            cur = self.conn.execute(sql, tuple(args))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
