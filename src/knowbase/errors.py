@@ -107,8 +107,33 @@ class SafetyError(UserError):
     """An operation was refused by a guard (disallowed host, unsafe expression, write SQL...)."""
 
 
+class FetchError(RuntimeFailure):
+    """A URL could not be fetched (``url``; ``status`` when the server answered)."""
+
+
+class TemplateError(UserError):
+    """A prompt template is malformed, cannot be loaded, or lacks values (``name``, ``missing``, ``unknown``)."""
+
+
+class ChainError(UserError):
+    """Chain steps do not fit together (``step``, ``missing``): raised when the chain is built."""
+
+
 class BudgetExceeded(RuntimeFailure):
     """A step, token or time budget ran out (``partial`` holds what was done)."""
+
+
+class KnowledgeBaseNotFoundError(UserError):
+    """No knowledge base of that name or path exists (``name``, ``path``)."""
+
+
+class KnowledgeBaseExistsError(UserError):
+    """A knowledge base of that name already exists (``name``, ``path``)."""
+
+
+class EmbedderMismatchError(UserError):
+    """A knowledge base was built with one embedder and is used with another
+    (``expected`` and ``actual`` model strings, ``path``)."""
 
 
 class StoreError(RuntimeFailure):

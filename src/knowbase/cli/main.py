@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="knowbase", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="knowbase", standalone_mode=False)
+        if isinstance(code, int) and code:  # ctx.exit(N) returns N when standalone_mode is off
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -452,7 +452,10 @@ class Embedder:
         started, t0 = time.time(), time.perf_counter()
         trace_id, span_id = current_ids()
         try:
-            parts = [np.asarray(self.backend.encode(texts[i:i + bs]), dtype=np.float32) for i in range(0, len(texts), bs)]
+            # length-bucketed batches: sort by length so each batch pads little, restore order below
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+            ordered = [texts[i] for i in order]
+            parts = [np.asarray(self.backend.encode(ordered[i:i + bs]), dtype=np.float32) for i in range(0, len(texts), bs)]
         except KnowbaseError as exc:
             self._record(texts, None, exc, started, t0, trace_id, span_id)
             raise
@@ -460,7 +463,8 @@ class Embedder:
             err = KnowbaseError(f"{self.spec}: {type(exc).__name__}: {exc}")
             self._record(texts, None, err, started, t0, trace_id, span_id)
             raise err from exc
-        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        out[order] = np.concatenate(parts) if len(parts) > 1 else parts[0]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.where(norms == 0, 1.0, norms)
         self._record(texts, out, None, started, t0, trace_id, span_id)

@@ -1,0 +1,137 @@
+"""Calibrate the knowledge base's retrieval-based abstention (``AbstainPolicy``) on real data.
+
+Method: shuffle the judged queries of a data set (seed 0) and split them in two halves.
+Build a knowledge base from the corpus WITHOUT the relevant documents of the second half.
+Then the first half are answerable questions (their documents are in the knowledge base)
+and the second half unanswerable ones (in-domain questions whose documents are absent).
+For each question, retrieve k=4 passages (default hybrid) and compute the two signals of
+``knowbase.knowledge.answer.support_signals``: IDF-weighted topic-term coverage by the best
+passage, and the best dense cosine. The table prints both distributions and the share of
+each half that a threshold abstains on; the shipped threshold keeps false abstentions on
+answerable questions at or under 5 %.
+
+Usage (small limits while developing; the fake embedder measures coverage only)::
+
+    .venv/bin/python benches/calibrate_kb_abstain.py --data scifact --queries 200 --docs 1500
+    .venv/bin/python benches/calibrate_kb_abstain.py --data cmrc --queries 300
+    .venv/bin/python benches/calibrate_kb_abstain.py --data scifact --embedder sentence-transformers:all-minilm-l6-v2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from knowbase.config import Settings
+from knowbase.knowledge.answer import AbstainPolicy, idf_table, support_signals
+from knowbase.knowledge.base import KnowledgeBase
+from knowbase.knowledge.bm25 import tokenize
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SETS = {
+    "scifact": (DATA / "beir-scifact", "qrels/train.tsv"),
+    "cmrc": (DATA / "cmrc2018" / "derived-retrieval-dev", "qrels/dev.tsv"),
+}
+
+
+def load(name: str) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    folder, qrels_name = SETS[name]
+    corpus = {}
+    with open(folder / "corpus.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            corpus[str(row["_id"])] = (row.get("title", "") + "\n" + row["text"]).strip()
+    queries = {}
+    with open(folder / "queries.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            queries[str(row["_id"])] = row["text"]
+    qrels: dict[str, set[str]] = {}
+    qpath = folder / qrels_name
+    if not qpath.exists():
+        qpath = next((folder / "qrels").glob("*.tsv"))
+    with open(qpath, encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            parts = line.strip().split("\t")
+            if len(parts) >= 3 and int(parts[2]) > 0:
+                qrels.setdefault(parts[0], set()).add(parts[1])
+    return corpus, queries, qrels
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", choices=sorted(SETS), default="scifact")
+    ap.add_argument("--queries", type=int, default=200, help="questions in all (half answerable)")
+    ap.add_argument("--docs", type=int, default=1500, help="most corpus documents in the knowledge base")
+    ap.add_argument("--embedder", default="fake", help="embedder model string (fake: coverage only)")
+    ap.add_argument("--mode", default="hybrid")
+    ap.add_argument("-k", type=int, default=4)
+    args = ap.parse_args()
+
+    corpus, queries, qrels = load(args.data)
+    rng = random.Random(0)
+    qids = sorted(q for q in qrels if q in queries)
+    rng.shuffle(qids)
+    qids = qids[: args.queries]
+    half = len(qids) // 2
+    answerable, unanswerable = qids[:half], qids[half:]
+    removed = set().union(*(qrels[q] for q in unanswerable)) if unanswerable else set()
+    keep = set().union(*(qrels[q] for q in answerable)) - removed
+    others = [d for d in corpus if d not in removed and d not in keep]
+    rng.shuffle(others)
+    doc_ids = sorted(keep) + others[: max(0, args.docs - len(keep))]
+    answerable = [q for q in answerable if qrels[q] & set(doc_ids)]
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings.load(home, tracing=False)
+        kb = KnowledgeBase.create("calib", embedder=args.embedder, settings=settings)
+        t0 = time.perf_counter()
+        for i in range(0, len(doc_ids), 200):
+            part = doc_ids[i:i + 200]
+            kb.add_texts([corpus[d] for d in part], metadatas=[{"id": d} for d in part], source=args.data)
+        ingest_s = time.perf_counter() - t0
+        signals: dict[str, list[tuple[float, float | None]]] = {"answerable": [], "unanswerable": []}
+        for label, ids in (("answerable", answerable), ("unanswerable", unanswerable)):
+            for q in ids:
+                text = queries[q]
+                hits = kb.search(text, k=args.k, mode=args.mode)
+                toks = tokenize(text)
+                n, dfs = kb.store.doc_freqs(toks)
+                signals[label].append(support_signals(toks, hits, idf_table(n, dfs)))
+        kb.close()
+
+    print(f"\n{args.data}: {len(doc_ids)} documents in the knowledge base (ingest {ingest_s:.0f} s, "
+          f"embedder {args.embedder}), {len(answerable)} answerable and {len(unanswerable)} unanswerable questions, "
+          f"k={args.k}, mode={args.mode}\n")
+    print(f"{'signal':10} {'set':13} {'p5':>6} {'p25':>6} {'p50':>6} {'p75':>6} {'p95':>6}")
+    for idx, name in ((0, "coverage"), (1, "cosine")):
+        for label, rows in signals.items():
+            vals = [r[idx] for r in rows if r[idx] is not None]
+            if not vals:
+                continue
+            print(f"{name:10} {label:13} " + " ".join(f"{pct(vals, p):6.3f}" for p in (5, 25, 50, 75, 95)))
+    cov_a = [r[0] for r in signals["answerable"]]
+    cov_u = [r[0] for r in signals["unanswerable"]]
+    print(f"\n{'min_coverage':>12} {'abstain on answerable':>22} {'abstain on unanswerable':>24}")
+    for th in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        fa = np.mean([c < th for c in cov_a]) if cov_a else float("nan")
+        fu = np.mean([c < th for c in cov_u]) if cov_u else float("nan")
+        print(f"{th:12.2f} {fa:22.3f} {fu:24.3f}")
+    policy = AbstainPolicy()
+    print(f"\nshipped: min_coverage={policy.min_coverage}, min_cosine={policy.min_cosine}; "
+          f"5th percentile of answerable coverage: {pct(cov_a, 5):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Agents and tools: the model decides which tool to use.
+
+* :class:`Tool`, :func:`tool`, :class:`Toolbox` -- typed functions with validated arguments.
+* built-in tools in :mod:`knowbase.agents.builtin` (calculator, kb_search, http_get,
+  current_time, sql_query).
+* :class:`RouterAgent` (multiple choice of one tool), :class:`ReActAgent` (Thought /
+  Action / Observation loop), :class:`FunctionCallingAgent` (native tool calls),
+  :class:`AutonomousAgent` (plans tasks toward a goal, with memory and saved state).
+
+Submodules load lazily so ``import knowbase.agents`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Tool": "knowbase.agents.tools",
+    "ToolResult": "knowbase.agents.tools",
+    "Toolbox": "knowbase.agents.tools",
+    "tool": "knowbase.agents.tools",
+    "ToolDefinitionError": "knowbase.agents.tools",
+    "AgentStep": "knowbase.agents.steps",
+    "AgentResult": "knowbase.agents.steps",
+    "Budget": "knowbase.agents.steps",
+    "RouterAgent": "knowbase.agents.router",
+    "ReActAgent": "knowbase.agents.react",
+    "FunctionCallingAgent": "knowbase.agents.functions",
+    "AutonomousAgent": "knowbase.agents.autonomous",
+    "AgentStore": "knowbase.agents.state",
+    "make_tools": "knowbase.agents.builtin",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'knowbase.agents' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,250 @@
+"""Built-in tools: ``calculator``, ``kb_search``, ``http_get``, ``current_time`` (and
+``sql_query`` when a Text2SQL pipeline is given).
+
+None of them runs code a model wrote: the calculator walks an arithmetic syntax tree
+(:func:`knowbase.safety.math.safe_eval`), ``http_get`` fetches only allowlisted hosts
+through :class:`knowbase.safety.urls.UrlGuard` (private, loopback and link-local
+addresses such as ``169.254.169.254`` refused, every redirect re-checked), and
+``sql_query`` runs only what the read-only SQL validator of :mod:`knowbase.sql` accepts.
+
+Tools that need a resource are made by factories (``make_kb_search(kb)``,
+``make_http_get(["docs.python.org"])``); :func:`make_tools` builds a list by name for
+the CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from knowbase.agents.tools import Tool
+from knowbase.errors import SafetyError, UserError
+
+BUILTIN_NAMES = ("calculator", "kb_search", "sql_query", "http_get", "current_time")
+
+_MATH_FAILURES = {"zero-division", "domain", "overflow", "syntax", "size", "power", "length"}
+
+
+def _format_number(value: int | float) -> str:
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return format(value, ".12g")
+    return str(value)
+
+
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression, e.g. "(17 + 25) * 3" or "sqrt(16) / 2".
+
+    Args:
+        expression: numbers, + - * / // % **, parentheses and functions such as sqrt, log, round.
+    """
+    from knowbase.safety.math import safe_eval
+
+    try:
+        return _format_number(safe_eval(expression))
+    except SafetyError as exc:
+        if getattr(exc, "reason", None) in _MATH_FAILURES:
+            raise UserError(f"cannot evaluate {expression!r}: {exc}", reason=exc.reason) from exc
+        raise
+
+
+def current_time(timezone: str = "UTC") -> str:
+    """The current date and time, ISO 8601 with the weekday.
+
+    Args:
+        timezone: an IANA time zone name such as "UTC" or "Europe/Paris".
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(timezone.strip() or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UserError(f"unknown time zone {timezone!r}", field="timezone") from exc
+    now = _dt.datetime.now(zone)
+    return f"{now.isoformat(timespec='seconds')} ({now.strftime('%A')})"
+
+
+class Searchable(Protocol):
+    """What ``kb_search`` needs: :meth:`knowbase.knowledge.base.KnowledgeBase.search`."""
+
+    def search(self, query: str, *, k: int = 5, mode: str = "hybrid") -> list[Any]: ...
+
+
+def format_passages(hits: Sequence[Any], *, max_chars: int = 600) -> str:
+    """Number retrieved chunks for a prompt: ``[1] path § section`` then the text.
+
+    Args:
+        hits: :class:`~knowbase.knowledge.types.ScoredChunk` (or Chunk) objects, best first.
+        max_chars: each passage is cut to this many characters.
+    """
+    if not hits:
+        return "No passages found."
+    out = []
+    for n, hit in enumerate(hits, 1):
+        chunk = getattr(hit, "chunk", hit)
+        source = getattr(chunk, "path", "") or "?"
+        section = getattr(chunk, "section", ())
+        if section:
+            source += " § " + " > ".join(section)
+        text = " ".join(str(getattr(chunk, "text", "")).split())
+        if len(text) > max_chars:
+            text = text[:max_chars] + "..."
+        out.append(f"[{n}] {source}\n{text}")
+    return "\n\n".join(out)
+
+
+def make_kb_search(kb: Searchable, *, k: int = 3, mode: str = "hybrid", max_chars: int = 600,
+                   name: str = "kb_search", description: str | None = None) -> Tool:
+    """A tool searching a knowledge base; returns numbered passages with their sources.
+
+    Args:
+        kb: a :class:`~knowbase.knowledge.base.KnowledgeBase` (or anything with ``search``).
+        k: passages returned per search.
+        mode: ``hybrid`` (BM25 and dense, fused), ``bm25`` or ``dense``.
+        max_chars: each passage cut to this many characters.
+        name: the tool name.
+        description: default "Search the knowledge base ...".
+    """
+
+    def kb_search(query: str) -> str:
+        """Search the knowledge base; returns numbered passages with their sources.
+
+        Args:
+            query: what to look for, in a few keywords.
+        """
+        return format_passages(kb.search(query, k=k, mode=mode), max_chars=max_chars)
+
+    return Tool.from_function(kb_search, name=name, description=description)
+
+
+def _html_to_text(html: str) -> str:
+    try:
+        from selectolax.lexbor import LexborHTMLParser as HTMLParser
+    except ImportError:  # pragma: no cover - selectolax is a core dependency
+        html = re.sub(r"(?is)<(script|style|noscript)\b.*?</\1\s*>", " ", html)
+        return re.sub(r"<[^>]+>", " ", html)
+    tree = HTMLParser(html)
+    for node in tree.css("script, style, noscript"):
+        node.decompose()
+    body = tree.body or tree.root
+    return body.text(separator=" ") if body is not None else ""
+
+
+def make_http_get(allowed_hosts: Sequence[str] | Any, *, allow_private: bool = False, timeout: float = 10.0,
+                  max_bytes: int = 2_000_000, max_chars: int = 2000, transport: Any = None) -> Tool:
+    """A tool fetching a URL from allowlisted hosts only (SSRF rules of :class:`UrlGuard`).
+
+    Args:
+        allowed_hosts: host names (``docs.python.org``, ``*.example.com``) or a ready
+            :class:`~knowbase.safety.urls.UrlGuard`. Empty allows nothing.
+        allow_private: allow private/loopback addresses (tests, trusted intranets).
+        timeout: seconds for the whole fetch.
+        max_bytes: body cut after this many bytes.
+        max_chars: observation cut after this many characters.
+        transport: an httpx transport, for tests.
+    """
+    from knowbase.safety.urls import UrlGuard, fetch
+
+    guard = allowed_hosts if isinstance(allowed_hosts, UrlGuard) else UrlGuard(list(allowed_hosts),
+                                                                               allow_private=allow_private)
+
+    def http_get(url: str) -> str:
+        """Fetch a web page (http or https) from an allowed host; returns its status and text.
+
+        Args:
+            url: the full URL, e.g. "https://docs.python.org/3/".
+        """
+        result = fetch(url, guard=guard, timeout=timeout, max_bytes=max_bytes, transport=transport)
+        text = result.text
+        if "html" in result.headers.get("content-type", ""):
+            text = _html_to_text(text)
+        return f"HTTP {result.status}\n" + " ".join(text.split())
+
+    return Tool.from_function(http_get, timeout=timeout + 1.0, max_chars=max_chars)
+
+
+def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_rows: int = 20,
+                truncated: bool = False) -> str:
+    """A compact text table: a header line, then one ``a | b | c`` line per row (at most ``max_rows``)."""
+    if not rows:
+        return " | ".join(columns) + "\n(no rows)"
+    lines = [" | ".join(columns)] + [" | ".join("NULL" if v is None else str(v) for v in row) for row in rows[:max_rows]]
+    more = len(rows) - max_rows
+    if more > 0 or truncated:
+        lines.append(f"... ({more if more > 0 else 'more'} more rows)")
+    return "\n".join(lines)
+
+
+def make_sql_query(pipeline: Any, *, description: str | None = None, max_rows: int = 20,
+                   timeout: float = 120.0) -> Tool:
+    """A read-only SQL tool over a Text2SQL pipeline.
+
+    Args:
+        pipeline: a :class:`knowbase.sql.Text2SQL` (its ``ask`` writes SQL, validates it as
+            one read-only SELECT and runs it with row and time limits), or any callable
+            ``question -> str``. Write statements are refused by the pipeline's validator.
+        description: what the database holds, for the model.
+        max_rows: rows shown to the model.
+        timeout: seconds per call (SQL generation is a model call).
+    """
+    ask = getattr(pipeline, "ask", None)
+
+    def sql_query(question: str) -> str:
+        """Answer a question from the SQL database (read-only); returns the SQL and the rows.
+
+        Args:
+            question: the question in plain words.
+        """
+        if ask is None:
+            return str(pipeline(question))
+        answer = ask(question)
+        if answer.error:
+            raise UserError(f"no SQL answer: {answer.error}", sql=answer.sql)
+        return f"SQL: {answer.sql}\n" + format_rows(answer.columns, answer.rows, max_rows=max_rows,
+                                                     truncated=answer.truncated)
+
+    return Tool.from_function(sql_query, description=description, timeout=timeout)
+
+
+def make_tools(names: Sequence[str], *, kb: Searchable | None = None, allowed_hosts: Sequence[str] = (),
+               allow_private: bool = False, sql: Any = None, k: int = 3) -> list[Tool]:
+    """Built-in tools by name, in the order given.
+
+    Args:
+        names: from :data:`BUILTIN_NAMES`.
+        kb: the knowledge base for ``kb_search``.
+        allowed_hosts: hosts ``http_get`` may fetch.
+        allow_private: let ``http_get`` reach private addresses.
+        sql: the :class:`knowbase.sql.Text2SQL` pipeline (or a callable) for ``sql_query``.
+        k: passages per ``kb_search``.
+
+    Raises:
+        UserError: an unknown name, or a tool whose resource was not given (``field``).
+    """
+    out: list[Tool] = []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        if name == "calculator":
+            out.append(Tool.from_function(calculator))
+        elif name == "current_time":
+            out.append(Tool.from_function(current_time))
+        elif name == "kb_search":
+            if kb is None:
+                raise UserError("kb_search needs a knowledge base (--kb NAME)", field="kb")
+            out.append(make_kb_search(kb, k=k))
+        elif name == "http_get":
+            if not allowed_hosts:
+                raise UserError("http_get needs at least one allowed host (--allow-host HOST)", field="allowed_hosts")
+            out.append(make_http_get(allowed_hosts, allow_private=allow_private))
+        elif name == "sql_query":
+            if sql is None:
+                raise UserError("sql_query needs a database (--db URL)", field="sql")
+            out.append(make_sql_query(sql))
+        else:
+            raise UserError(f"unknown tool {name!r}; built-in tools: {', '.join(BUILTIN_NAMES)}", field="tools")
+    return out

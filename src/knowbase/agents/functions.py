@@ -1,0 +1,116 @@
+"""``FunctionCallingAgent``: the model calls tools through the backend's native tool calling.
+
+Each turn offers the tools as ``ChatOptions.tools`` (:class:`~knowbase.models.base.ToolSpec`;
+the OpenAI-compatible backend sends them as ``tools``, the llama.cpp backend constrains the
+call format by grammar) and reads ``ChatResult.tool_calls``. Every call runs through the
+:class:`~knowbase.agents.tools.Toolbox` (unknown names refused, arguments validated) and its
+observation goes back as a ``tool`` message with the call's id. A reply with no tool call
+is the final answer.
+
+Models that write a call as text instead (Qwen/Hermes ``<tool_call>{...}</tool_call>``)
+are understood too, and an empty reply is sent back once as a parse error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from knowbase.agents._base import ToolsLike, agent_run, as_toolbox, make_budget
+from knowbase.agents._prompts import render
+from knowbase.agents.parsing import parse_text_tool_calls
+from knowbase.agents.steps import AgentResult, AgentStep, Budget, StepCallback
+from knowbase.errors import KnowbaseError
+from knowbase.models.base import ChatModel, Message, ToolCall, Usage
+from knowbase.tracing.context import span
+
+
+class FunctionCallingAgent:
+    """Native tool calling in a loop until the model answers in plain text.
+
+    Args:
+        model: the chat model (its backend should support ``ChatOptions.tools``).
+        tools: the tools it may call.
+        max_steps: most model turns.
+        max_tokens: token budget for the whole run.
+        max_seconds: wall-clock limit.
+        budget: a :class:`Budget` instead of the three limits.
+        max_retries: empty replies sent back per turn before giving up.
+        step_max_tokens: most tokens per model reply.
+        system: replace the system prompt.
+        on_step: called with each :class:`AgentStep` as it finishes.
+        tracer: a trace store for the run's spans; default the model's.
+    """
+
+    def __init__(self, model: ChatModel, tools: ToolsLike, *, max_steps: int | None = None,
+                 max_tokens: int | None = None, max_seconds: float | None = None, budget: Budget | None = None,
+                 max_retries: int = 1, step_max_tokens: int = 192, system: str | None = None,
+                 on_step: StepCallback | None = None, tracer: Any = None) -> None:
+        self.model = model
+        self.tools = as_toolbox(tools)
+        self.budget = make_budget(budget, max_steps, max_tokens, max_seconds, 6)
+        self.max_retries = max_retries
+        self.step_max_tokens = step_max_tokens
+        self.system = system
+        self.on_step = on_step
+        self.tracer = tracer
+
+    def run(self, question: str, *, on_step: StepCallback | None = None,
+            history: list[Message] | None = None) -> AgentResult:
+        """Answer ``question``; never raises for budgets, bad output or tool failures.
+
+        Returns:
+            an :class:`AgentResult`: one ``tool`` step per tool call, then an ``answer`` step.
+        """
+        system = self.system if self.system is not None else render("agent_functions")
+        messages = [Message.system(system), *(history or []), Message.user(question)]
+        options = self.model.options(max_tokens=self.step_max_tokens, temperature=0.0, tools=self.tools.specs(),
+                                     tool_choice="auto")
+        with agent_run("functions", self.model, self.budget, on_step or self.on_step, tracer=self.tracer,
+                       question=question[:500]) as run:
+            meter = run.meter
+            turn = 0
+            while True:
+                stop = meter.exceeded()
+                if stop:
+                    return run.result(None, *stop)
+                meter.steps += 1
+                turn += 1
+                with span(f"turn {turn}", kind="agent") as sp:
+                    retries = 0
+                    extra: list[Message] = []
+                    while True:
+                        try:
+                            reply = self.model.chat(messages + extra, options=options)
+                        except KnowbaseError as exc:
+                            run.record(AgentStep(run.next_index(), "error", observation=f"model call failed: {exc}",
+                                                 ok=False, retries=retries))
+                            return run.result(None, "error", f"model call failed: {exc}")
+                        usage = meter.add(reply)
+                        calls = list(reply.tool_calls) or parse_text_tool_calls(reply.text)
+                        if calls or reply.text.strip():
+                            break
+                        retries += 1
+                        meter.retries += 1
+                        if retries > self.max_retries:
+                            run.record(AgentStep(run.next_index(), "parse_error", raw=reply.text, usage=usage,
+                                                 retries=retries, ok=False, observation="empty reply"))
+                            return run.result(None, "parse_error", "stopped: the model gave empty replies")
+                        extra = [Message.assistant(reply.text),
+                                 Message.user(render("agent_parse_error",
+                                                     error="the reply was empty: call a tool or write the answer"))]
+                    sp.set(tool_calls=[c.name for c in calls], retries=retries)
+                    if not calls:
+                        run.record(AgentStep(run.next_index(), "answer", action="final_answer",
+                                             action_input=reply.text.strip(), raw=reply.text, usage=usage,
+                                             retries=retries))
+                        return run.result(reply.text.strip(), "finished", "finished")
+                    calls = [c if c.id else ToolCall(c.name, c.arguments, f"call_{turn}_{i}") for i, c in enumerate(calls)]
+                    messages.append(Message.assistant(reply.text if reply.tool_calls else "", calls))
+                    for i, call in enumerate(calls):
+                        outcome = self.tools.run(call.name, call.arguments)
+                        messages.append(Message.tool(outcome.output, tool_call_id=call.id, name=call.name))
+                        run.record(AgentStep(run.next_index(), "tool", thought=reply.text.strip() if reply.tool_calls else "",
+                                             action=call.name, action_input=call.arguments,
+                                             observation=outcome.output, raw=reply.text, ok=outcome.ok,
+                                             usage=usage if i == 0 else Usage(),
+                                             retries=retries if i == 0 else 0))

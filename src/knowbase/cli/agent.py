@@ -1,0 +1,262 @@
+"""``knowbase agent``: run an agent with tools, resume a saved autonomous run, list runs.
+
+Only click is imported at module level; agents, models and knowledge bases load inside
+the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from knowbase.cli.main import settings_from
+
+AGENT_TYPES = ("router", "react", "functions", "auto")
+
+
+def _split(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
+    if not values:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _echo_step(step: Any, indent: str = "") -> None:
+    for line in step.summary().splitlines():
+        click.echo(indent + line)
+
+
+def _build_tools(config: dict[str, Any], settings: Any) -> tuple[list[Any], list[Any]]:
+    """The tools named in ``config`` and the resources to close afterwards."""
+    from knowbase.agents.builtin import make_tools
+
+    names = _split(config.get("tools"))
+    closing: list[Any] = []
+    kb = None
+    if config.get("kb"):
+        from knowbase.knowledge.base import KnowledgeBase
+
+        kb = KnowledgeBase.open(config["kb"], settings=settings)
+        closing.append(kb)
+    if not names:
+        names = ["calculator", "current_time"] + (["kb_search"] if kb is not None else []) + \
+            (["http_get"] if config.get("allowed_hosts") else []) + (["sql_query"] if config.get("db") else [])
+    sql = None
+    if "sql_query" in names:
+        sql = _sql_runner(config, settings)
+    tools = make_tools(names, kb=kb, allowed_hosts=config.get("allowed_hosts") or (),
+                       allow_private=bool(config.get("allow_private")), sql=sql)
+    return tools, closing
+
+
+def _sql_runner(config: dict[str, Any], settings: Any) -> Any:
+    from knowbase.errors import UserError
+
+    if not config.get("db"):
+        raise UserError("sql_query needs a database (--db URL or SQLite path)", field="db")
+    from knowbase.sql import Text2SQL
+
+    return Text2SQL(config["db"], model=config.get("model"), settings=settings, answer=False, row_limit=200)
+
+
+def _memory(config: dict[str, Any], settings: Any) -> Any:
+    from knowbase.knowledge.base import KnowledgeBase
+
+    path = config["memory_path"]
+    return KnowledgeBase.create(path, embedder=config.get("memory_embedder") or settings.embedder, settings=settings,
+                                exist_ok=True)
+
+
+def _feedback_prompt(state: Any, step: Any) -> str | None:
+    return click.prompt("feedback (Enter continues, 'stop' stops)", default="", show_default=False,
+                        err=True) or None
+
+
+def _finish(result: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        click.echo("")
+        if result.answer is not None:
+            click.echo(result.answer)
+        if result.status not in ("finished",):
+            click.echo(f"[{result.status}] {result.message}", err=True)
+        tail = f"{len(result.steps)} steps, {result.usage.total_tokens} tokens, {result.elapsed_s:.1f} s"
+        if result.retries:
+            tail += f", {result.retries} retries"
+        if result.run_id:
+            tail += f"; run {result.run_id}"
+        if result.trace_id:
+            tail += f"; trace {result.trace_id}"
+        click.echo(tail, err=True)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _run_auto(ctx: click.Context, config: dict[str, Any], *, goal: str | None, run_id: str | None, feedback: bool,
+              as_json: bool, model_spec: str | None) -> None:
+    from knowbase.agents import AgentStore, AutonomousAgent
+    from knowbase.models.registry import get_chat_model
+
+    settings = settings_from(ctx)
+    store = AgentStore.default(settings)
+    tools, closing = _build_tools(config, settings)
+    memory = _memory(config, settings)
+    closing.append(memory)
+    printer = (lambda step: None) if as_json else _echo_step
+    agent = AutonomousAgent(
+        get_chat_model(model_spec or config.get("model"), settings=settings), tools, memory=memory, store=store,
+        executor=config.get("executor", "react"), max_steps=config.get("max_steps"),
+        max_tokens=config.get("max_tokens"), max_seconds=config.get("max_seconds"),
+        react_format=config.get("format", "text"), config=config,
+        feedback=_feedback_prompt if feedback else None, on_step=printer,
+        on_substep=None if as_json else (lambda step: _echo_step(step, "      ")))
+    try:
+        result = agent.resume(run_id) if goal is None else agent.run(goal, run_id=run_id)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; continue with: knowbase agent resume {run_id}", err=True)
+        raise
+    finally:
+        for item in closing:
+            item.close()
+        store.close()
+    _finish(result, as_json)
+
+
+@click.group()
+def agent() -> None:
+    """Agents: let the model use tools (calculator, kb_search, sql_query, http_get, current_time)."""
+
+
+@agent.command("run")
+@click.argument("goal")
+@click.option("--type", "agent_type", type=click.Choice(AGENT_TYPES), default="react", show_default=True,
+              help="router: pick one tool; react: Thought/Action loop; functions: native tool calls; "
+                   "auto: plan tasks toward a goal (saved, resumable).")
+@click.option("--tools", "tools", multiple=True, help="Comma-separated tool names (default: calculator, "
+              "current_time, plus kb_search with --kb and http_get with --allow-host).")
+@click.option("--kb", "kb", default=None, help="Knowledge base for kb_search.")
+@click.option("--db", "db", default=None, help="Database for sql_query (SQLite path or SQLAlchemy URL; read-only).")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Host http_get may fetch (repeatable).")
+@click.option("--allow-private", is_flag=True, help="Let http_get reach private/loopback addresses.")
+@click.option("--max-steps", type=int, default=None, help="Step budget (default 8; auto 12).")
+@click.option("--max-tokens", type=int, default=None, help="Token budget over every call.")
+@click.option("--max-seconds", type=float, default=None, help="Wall-clock limit, seconds.")
+@click.option("--model", "model_spec", default=None, help="Chat model string (default: the configured one).")
+@click.option("--format", "step_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="ReAct step format.")
+@click.option("--executor", type=click.Choice(["react", "functions"]), default="react", show_default=True,
+              help="Sub-agent of --type auto.")
+@click.option("--no-constrain", is_flag=True, help="Do not constrain step formats with grammars/JSON Schema.")
+@click.option("--memory-embedder", default=None, help="Embedder of the auto agent's memory (default: configured).")
+@click.option("--feedback/--no-feedback", default=None,
+              help="Ask for feedback between auto steps (default: when stdin is a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], kb: str | None, db: str | None,
+        allow_hosts: tuple[str, ...], allow_private: bool, max_steps: int | None, max_tokens: int | None,
+        max_seconds: float | None, model_spec: str | None, step_format: str, executor: str, no_constrain: bool,
+        memory_embedder: str | None, feedback: bool | None, as_json: bool) -> None:
+    """Run an agent on GOAL, printing each step as it happens."""
+    settings = settings_from(ctx)
+    config: dict[str, Any] = {"type": agent_type, "tools": _split(tools), "kb": kb, "db": db, "allowed_hosts": list(allow_hosts),
+                              "allow_private": allow_private, "model": model_spec or settings.chat_model,
+                              "max_steps": max_steps, "max_tokens": max_tokens, "max_seconds": max_seconds,
+                              "format": step_format, "executor": executor, "memory_embedder": memory_embedder}
+    if agent_type == "auto":
+        from knowbase.tracing.context import new_id
+
+        run_id = new_id()
+        config["memory_path"] = str(settings.home / "agents" / f"{run_id}.db")
+        if not as_json:
+            click.echo(f"run {run_id}", err=True)
+        ask = sys.stdin.isatty() if feedback is None else feedback
+        _run_auto(ctx, config, goal=goal, run_id=run_id, feedback=ask and not as_json, as_json=as_json,
+                  model_spec=None)
+        return
+    from knowbase.agents import FunctionCallingAgent, ReActAgent, RouterAgent
+    from knowbase.models.registry import get_chat_model
+
+    tool_list, closing = _build_tools(config, settings)
+    model = get_chat_model(config["model"], settings=settings)
+    printer = None if as_json else _echo_step
+    try:
+        if agent_type == "router":
+            runner: Any = RouterAgent(model, tool_list, constrained=not no_constrain, max_tokens=max_tokens,
+                                      max_seconds=max_seconds, on_step=printer)
+        elif agent_type == "functions":
+            runner = FunctionCallingAgent(model, tool_list, max_steps=max_steps, max_tokens=max_tokens,
+                                          max_seconds=max_seconds, on_step=printer)
+        else:
+            runner = ReActAgent(model, tool_list, format=step_format, constrained=not no_constrain,  # type: ignore[arg-type]
+                                max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds, on_step=printer)
+        result = runner.run(goal)
+    finally:
+        for item in closing:
+            item.close()
+    _finish(result, as_json)
+
+
+@agent.command("resume")
+@click.argument("run_id")
+@click.option("--model", "model_spec", default=None, help="Use another chat model than the run's.")
+@click.option("--max-steps", type=int, default=None, help="A new step budget (total, including steps done).")
+@click.option("--max-tokens", type=int, default=None, help="A new token budget (total).")
+@click.option("--max-seconds", type=float, default=None, help="A new wall-clock limit (total).")
+@click.option("--feedback/--no-feedback", default=None, help="Ask for feedback between steps.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def resume(ctx: click.Context, run_id: str, model_spec: str | None, max_steps: int | None, max_tokens: int | None,
+           max_seconds: float | None, feedback: bool | None, as_json: bool) -> None:
+    """Continue the saved autonomous run RUN_ID (an id prefix is enough)."""
+    from knowbase.agents import AgentStore
+
+    settings = settings_from(ctx)
+    store = AgentStore.default(settings)
+    try:
+        state = store.load(run_id)
+    finally:
+        store.close()
+    config = dict(state.config)
+    for key, value in (("max_steps", max_steps), ("max_tokens", max_tokens), ("max_seconds", max_seconds)):
+        if value is not None:
+            config[key] = value
+    config.setdefault("memory_path", str(settings.home / "agents" / f"{state.id}.db"))
+    if not as_json:
+        click.echo(f"run {state.id}: {state.goal} (step {state.step}, {state.status})", err=True)
+        for line in state.log:
+            click.echo("  " + line, err=True)
+    ask = sys.stdin.isatty() if feedback is None else feedback
+    _run_auto(ctx, config, goal=None, run_id=state.id, feedback=ask and not as_json, as_json=as_json,
+              model_spec=model_spec)
+
+
+@agent.command("list")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List saved autonomous runs, newest first."""
+    import datetime as dt
+
+    from knowbase.agents import AgentStore
+
+    store = AgentStore.default(settings_from(ctx))
+    try:
+        rows = store.list(limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no saved agent runs")
+        return
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M")
+        goal = r["goal"] if len(r["goal"]) <= 60 else r["goal"][:57] + "..."
+        click.echo(f"{r['id']}  {when}  {r['status']:<12} step {r['step']:<3} {goal}")

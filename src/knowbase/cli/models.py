@@ -1,0 +1,99 @@
+"""``knowbase models``: the backends and embedded models, which are installed, which are defaults."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from typing import Any
+
+import click
+
+from knowbase.cli.main import settings_from
+
+# backend name -> (library it needs, what it runs)
+_BACKEND_NOTES: dict[str, tuple[str | None, str]] = {
+    "llamacpp": ("llama_cpp", "in-process GGUF models: embedded names or llamacpp:/path/model.gguf"),
+    "openai": ("httpx", "any OpenAI-compatible endpoint: openai:MODEL@BASE_URL"),
+    "fake": (None, "scripted replies / hashed vectors, for tests"),
+    "sentence-transformers": ("sentence_transformers", "in-process embedders: embedded names or a model folder"),
+}
+
+
+def _size(n: int | None) -> str:
+    if not n:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return "-"  # pragma: no cover
+
+
+def describe(settings: Any) -> dict[str, Any]:
+    """Everything ``knowbase models`` shows, as one JSON-ready dict."""
+    from knowbase.config import ModelSpec
+    from knowbase.models.catalog import CATALOG
+    from knowbase.models.registry import CHAT_GROUP, EMBED_GROUP, backends
+
+    chat_default = ModelSpec.parse(settings.chat_model)
+    embed_default = ModelSpec.parse(settings.embedder)
+
+    def backend_rows(group: str, kind: str) -> list[dict[str, Any]]:
+        rows = []
+        for name, target in sorted(backends(group).items()):
+            module, note = _BACKEND_NOTES.get(name, (None, target))
+            rows.append({"name": name, "kind": kind, "available": module is None or importlib.util.find_spec(module) is not None,
+                         "description": note})
+        return rows
+
+    models = []
+    for entry in CATALOG:
+        info = entry.describe(settings)
+        default = chat_default if entry.kind == "chat" else embed_default
+        info["default"] = default.backend == entry.backend and default.name in (entry.name, *entry.aliases)
+        models.append(info)
+    return {
+        "default_chat_model": settings.chat_model,
+        "default_embedder": settings.embedder,
+        "models_dir": str(settings.models_dir),
+        "backends": backend_rows(CHAT_GROUP, "chat") + backend_rows(EMBED_GROUP, "embedding"),
+        "models": models,
+    }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the model backends and the embedded models (installed or not, and the defaults)."""
+    info = describe(settings_from(ctx))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    table = Table(title="Embedded models", title_justify="left", box=None, pad_edge=False)
+    for col in ("model string", "kind", "installed", "default", "size", "licence", "source"):
+        table.add_column(col, no_wrap=col != "source")
+    for m in info["models"]:
+        installed = "yes" if m["installed"] else "no"
+        if m.get("assembled") is False and m["installed"]:
+            installed = "yes (built on first use)"
+        table.add_row(m["spec"], m["kind"], installed, "default" if m["default"] else "", _size(m["size"]),
+                      m["licence"], m["source"])
+    console.print(table)
+    console.print()
+    backends = Table(title="Backends", title_justify="left", box=None, pad_edge=False)
+    for col in ("backend", "kind", "available", "use"):
+        backends.add_column(col, no_wrap=col != "use")
+    for b in info["backends"]:
+        backends.add_row(b["name"], b["kind"], "yes" if b["available"] else "no (pip install 'knowbase[local]')",
+                         b["description"])
+    console.print(backends)
+    console.print()
+    console.print(f"default chat model: {info['default_chat_model']}")
+    console.print(f"default embedder:   {info['default_embedder']}")
+    console.print(f"model files:        {info['models_dir']}")

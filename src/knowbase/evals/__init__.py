@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics (:mod:`knowbase.evals.metrics`) and benchmark helpers."""

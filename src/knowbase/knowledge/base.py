@@ -1,0 +1,370 @@
+"""The :class:`KnowledgeBase` facade: create, ingest, search and ask, in a few lines.
+
+Example::
+
+    from knowbase import KnowledgeBase
+
+    kb = KnowledgeBase.create("docs", embedder="fake")      # or the default MiniLM
+    kb.ingest(["./handbook"])                              # incremental; returns an IngestReport
+    for hit in kb.search("how do I reset my password", k=3):
+        print(hit.score, hit.chunk.path, hit.chunk.section)
+    answer = kb.ask("How do I reset my password?", model="fake:It is on the login page [1].")
+    print(answer.text, [c.label() for c in answer.citations])
+
+One SQLite file per knowledge base at ``settings.kb_dir / f"{name}.db"`` (see
+:mod:`knowbase.knowledge.store`). The embedder's model string and width are recorded in
+the file; opening it with another embedder raises :class:`EmbedderMismatchError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from knowbase.config import Settings
+from knowbase.errors import EmbedderMismatchError, KnowledgeBaseExistsError, KnowledgeBaseNotFoundError, UserError
+from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent
+from knowbase.knowledge.ingest import IngestReport, Ingestor, ProgressFn, add_texts
+from knowbase.knowledge.retriever import Retriever, SearchFilter, Weights
+from knowbase.knowledge.store import CheckReport, DocumentRow, KBStore
+from knowbase.knowledge.types import Answer, ScoredChunk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from knowbase.knowledge.rerank import Reranker
+    from knowbase.models.base import ChatModel, Embedder
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass(frozen=True, slots=True)
+class KBInfo:
+    """One knowledge base as listed by :meth:`KnowledgeBase.list`."""
+
+    name: str
+    path: Path
+    embedder: str
+    documents: int
+    chunks: int
+    bytes: int
+
+
+def _path_for(name_or_path: str | os.PathLike[str], settings: Settings) -> tuple[str, Path]:
+    text = os.fspath(name_or_path)
+    if os.sep in text or text.endswith(".db") or (os.altsep and os.altsep in text):
+        path = Path(text).expanduser()
+        return path.stem, path
+    if not _NAME.match(text):
+        raise UserError(f"invalid knowledge base name {text!r}: use letters, digits, '-', '_' or '.'", field="name")
+    return text, settings.kb_dir / f"{text}.db"
+
+
+def _embedder_spec(embedder: "Embedder") -> str:
+    return embedder.spec
+
+
+class KnowledgeBase:
+    """A knowledge base: documents, chunks, a BM25 index and vectors in one SQLite file.
+
+    Build with :meth:`create` or :meth:`open`; close with :meth:`close` (or ``with``).
+
+    Attributes:
+        name: the knowledge base name (file stem).
+        path: the SQLite file.
+        settings: the settings it was opened with.
+    """
+
+    def __init__(self, store: KBStore, *, name: str, settings: Settings, embedder: "Embedder | None" = None,
+                 reranker: "Reranker | None" = None) -> None:
+        self.store = store
+        self.name = name
+        self.path = store.path
+        self.settings = settings
+        self._embedder = embedder
+        self._models: dict[str, "ChatModel"] = {}
+        self._lock = threading.Lock()
+        meta = store.meta()
+        self.embedder_spec: str = meta.get("embedder", "")
+        if embedder is not None:
+            self._check_embedder(embedder)
+        self.retriever = Retriever(store, self.embedder, reranker=reranker)
+        self.policy = AbstainPolicy()
+
+    # --- lifecycle -------------------------------------------------------------------
+    @classmethod
+    def create(cls, name: str, *, embedder: "str | Embedder | None" = None, settings: Settings | None = None,
+               exist_ok: bool = False) -> "KnowledgeBase":
+        """Create a knowledge base (a new SQLite file) bound to an embedder.
+
+        Args:
+            name: letters, digits, ``-``, ``_``, ``.``; or a path ending in ``.db``.
+            embedder: a model string (default: the configured embedder) or an Embedder.
+            settings: default :meth:`Settings.load`.
+            exist_ok: open an existing one instead of failing (its embedder must match).
+
+        Raises:
+            KnowledgeBaseExistsError: it exists and ``exist_ok`` is false.
+            EmbedderMismatchError: ``exist_ok`` and it was built with another embedder.
+        """
+        settings = settings or Settings.load()
+        kb_name, path = _path_for(name, settings)
+        if path.exists():
+            if not exist_ok:
+                raise KnowledgeBaseExistsError(f"knowledge base {kb_name!r} already exists at {path}",
+                                               name=kb_name, path=str(path))
+            return cls.open(path, settings=settings, embedder=embedder)
+        emb_obj, spec = cls._resolve_embedder(embedder, settings)
+        store = KBStore(path, create=True)
+        meta = store.meta()
+        if meta.get("embedder") and meta["embedder"] != spec:  # created concurrently by someone else
+            store.close()
+            raise EmbedderMismatchError(f"{path} was created with embedder {meta['embedder']!r}, not {spec!r}",
+                                        expected=meta["embedder"], actual=spec, path=str(path))
+        store.set_meta(embedder=spec, name=kb_name)
+        return cls(store, name=kb_name, settings=settings, embedder=emb_obj)
+
+    @classmethod
+    def open(cls, name_or_path: str | os.PathLike[str], *, settings: Settings | None = None,
+             embedder: "str | Embedder | None" = None) -> "KnowledgeBase":
+        """Open an existing knowledge base by name (in ``settings.kb_dir``) or path.
+
+        Args:
+            embedder: check it against the recorded one (and use it); default: load the
+                recorded model string when first needed.
+
+        Raises:
+            KnowledgeBaseNotFoundError: no such knowledge base.
+            EmbedderMismatchError: ``embedder`` differs from the recorded one.
+            StoreError: the file is not a knowledge base or is damaged.
+        """
+        settings = settings or Settings.load()
+        kb_name, path = _path_for(name_or_path, settings)
+        if not path.exists():
+            raise KnowledgeBaseNotFoundError(
+                f"no knowledge base {kb_name!r} (looked for {path}); create it with: knowbase kb create {kb_name}",
+                name=kb_name, path=str(path))
+        store = KBStore(path)
+        try:
+            emb_obj = cls._resolve_embedder(embedder, settings)[0] if embedder is not None else None
+            return cls(store, name=kb_name, settings=settings, embedder=emb_obj)
+        except BaseException:
+            store.close()
+            raise
+
+    @staticmethod
+    def _resolve_embedder(embedder: "str | Embedder | None", settings: Settings) -> tuple["Embedder", str]:
+        if embedder is None or isinstance(embedder, str):
+            from knowbase.models.registry import get_embedder
+
+            emb = get_embedder(embedder or settings.embedder, settings=settings, tracing=False)
+        else:
+            emb = embedder
+        return emb, _embedder_spec(emb)
+
+    @classmethod
+    def list(cls, settings: Settings | None = None) -> list[KBInfo]:
+        """Every knowledge base in ``settings.kb_dir``, by name."""
+        settings = settings or Settings.load()
+        out = []
+        for path in sorted(settings.kb_dir.glob("*.db")):
+            try:
+                store = KBStore(path, readonly=True)
+            except Exception:  # not a knowledge base: list it as unreadable rather than fail
+                out.append(KBInfo(path.stem, path, "?", 0, 0, path.stat().st_size))
+                continue
+            try:
+                c = store.counts()
+                out.append(KBInfo(path.stem, path, store.meta().get("embedder", "?"), c["documents"], c["chunks"],
+                                  c["bytes"]))
+            except Exception:
+                out.append(KBInfo(path.stem, path, "?", 0, 0, path.stat().st_size))
+            finally:
+                store.close()
+        return out
+
+    @classmethod
+    def drop(cls, name: str, settings: Settings | None = None) -> Path:
+        """Delete a knowledge base file (and its WAL files). Returns the path removed.
+
+        Raises:
+            KnowledgeBaseNotFoundError: no such knowledge base.
+        """
+        settings = settings or Settings.load()
+        kb_name, path = _path_for(name, settings)
+        if not path.exists():
+            raise KnowledgeBaseNotFoundError(f"no knowledge base {kb_name!r} at {path}", name=kb_name, path=str(path))
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            p.unlink(missing_ok=True)
+        return path
+
+    def close(self) -> None:
+        """Close the file (the object cannot be used afterwards)."""
+        self.store.close()
+
+    def __enter__(self) -> "KnowledgeBase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"KnowledgeBase({self.name!r}, path={str(self.path)!r}, embedder={self.embedder_spec!r})"
+
+    # --- models ----------------------------------------------------------------------
+    def _check_embedder(self, embedder: "Embedder") -> None:
+        spec = _embedder_spec(embedder)
+        if self.embedder_spec and spec != self.embedder_spec:
+            raise EmbedderMismatchError(
+                f"knowledge base {self.name!r} was built with embedder {self.embedder_spec!r}, not {spec!r}; "
+                f"use the same embedder or create a new knowledge base",
+                expected=self.embedder_spec, actual=spec, path=str(self.path))
+        dim = self.store.dim
+        if dim is not None and dim != embedder.dim:
+            raise EmbedderMismatchError(f"knowledge base {self.name!r} holds {dim}-dim vectors; {spec} makes {embedder.dim}",
+                                        expected=self.embedder_spec, actual=spec, path=str(self.path))
+
+    def embedder(self) -> "Embedder":
+        """The knowledge base's embedder (loaded from the recorded model string on first use)."""
+        with self._lock:
+            if self._embedder is None:
+                if not self.embedder_spec:
+                    raise UserError(f"knowledge base {self.name!r} records no embedder", path=str(self.path))
+                emb, _ = self._resolve_embedder(self.embedder_spec, self.settings)
+                self._check_embedder(emb)
+                self._embedder = emb
+            return self._embedder
+
+    def chat_model(self, model: "str | ChatModel | None" = None) -> "ChatModel":
+        """A chat model by string (cached per knowledge base) or as given; default the configured one."""
+        if model is not None and not isinstance(model, str):
+            return model
+        spec = model or self.settings.chat_model
+        with self._lock:
+            if spec not in self._models:
+                from knowbase.models.registry import get_chat_model
+
+                self._models[spec] = get_chat_model(spec, settings=self.settings)
+            return self._models[spec]
+
+    # --- writing ---------------------------------------------------------------------
+    def ingest(self, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *, prune: bool = False,
+               progress: ProgressFn | None = None, recursive: bool = True) -> IngestReport:
+        """Ingest files, folders and globs incrementally (see :mod:`knowbase.knowledge.ingest`).
+
+        Returns:
+            an :class:`IngestReport` (added, updated, skipped, removed, failed, chunks, seconds).
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        from knowbase.tracing.context import span
+
+        with span("kb.ingest", kind="kb", store=self._tracer(), kb=self.name) as sp:
+            report = Ingestor(self.store, self.embedder()).run(paths, prune=prune, progress=progress,
+                                                               recursive=recursive)
+            sp.set(added=len(report.added), updated=len(report.updated), skipped=len(report.skipped),
+                   removed=len(report.removed), failed=len(report.failed), chunks=report.chunks)
+        return report
+
+    def add_texts(self, texts: Sequence[str], *, metadatas: Sequence[dict] | None = None,
+                  source: str = "memory") -> list[int]:
+        """Store texts directly (vector memory for agents). Returns one document id per text."""
+        ingestor = Ingestor(self.store, self.embedder())
+        return add_texts(self.store, ingestor.embedder, texts, metadatas=metadatas, source=source,
+                         split=ingestor.split)
+
+    def remove(self, doc: str | int) -> DocumentRow:
+        """Remove one document by id, path (absolute or as given), or memory key.
+
+        Raises:
+            UserError: no such document (``doc``).
+        """
+        row = self._find(doc)
+        self.store.delete_document(row.id)
+        return row
+
+    def _find(self, doc: str | int) -> DocumentRow:
+        row = None
+        if isinstance(doc, int) or (isinstance(doc, str) and doc.isdigit()):
+            row = self.store.document(int(doc))
+        if row is None and isinstance(doc, str):
+            row = self.store.document(doc) or self.store.document(os.path.abspath(doc))
+        if row is None:
+            raise UserError(f"no document {doc!r} in knowledge base {self.name!r}", doc=str(doc), path=str(self.path))
+        return row
+
+    # --- reading ---------------------------------------------------------------------
+    def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filter: SearchFilter | dict | str | None = None,
+               weights: Weights | None = None, reranker: "Reranker | None" = None) -> list[ScoredChunk]:
+        """The ``k`` best chunks for ``query`` (see :meth:`Retriever.search`)."""
+        return self.retriever.search(query, k=k, mode=mode, filter=filter, weights=weights, reranker=reranker)
+
+    def _answerer(self, model: "str | ChatModel | None", filter: Any, mode: str) -> Answerer:
+        return Answerer(
+            search=lambda q, k: self.search(q, k=k, mode=mode, filter=filter),
+            doc_freqs=self.store.doc_freqs,
+            chat_model=lambda: self.chat_model(model),
+            embedder_languages=lambda: self.embedder().languages,
+            policy=self.policy,
+        )
+
+    def ask(self, question: str, *, model: "str | ChatModel | None" = None, k: int = 4, extractive: bool = False,
+            filter: SearchFilter | dict | str | None = None, mode: str = "hybrid") -> Answer:
+        """Answer a question from the knowledge base with citations (see :mod:`knowbase.knowledge.answer`).
+
+        Args:
+            model: model string or ChatModel; default the configured model (the embedded Qwen).
+            k: passages given to the model.
+            extractive: no model: the best supporting sentences with their citations.
+        """
+        final = None
+        for event in self.ask_stream(question, model=model, k=k, extractive=extractive, filter=filter, mode=mode):
+            if event.kind == "answer":
+                final = event.answer
+        assert final is not None
+        return final
+
+    def ask_stream(self, question: str, *, model: "str | ChatModel | None" = None, k: int = 4,
+                   extractive: bool = False, filter: SearchFilter | dict | str | None = None,
+                   mode: str = "hybrid") -> Iterator[AskEvent]:
+        """:meth:`ask` as events: ``sources`` as soon as retrieval is done, ``delta`` text pieces, ``answer``."""
+        from knowbase.tracing.context import current_span, span
+
+        if current_span() is None:
+            with span("kb", kind="kb", store=self._tracer(), kb=self.name):
+                yield from self._answerer(model, filter, mode).ask_stream(question, k=k, extractive=extractive)
+        else:
+            yield from self._answerer(model, filter, mode).ask_stream(question, k=k, extractive=extractive)
+
+    def _tracer(self) -> Any:
+        if not self.settings.tracing:
+            return None
+        from knowbase.tracing.store import TraceStore
+
+        return TraceStore(self.settings.logs_path)
+
+    def documents(self) -> list[DocumentRow]:
+        """Every document, by path."""
+        return self.store.documents()
+
+    def chunks(self, doc: str | int) -> list:
+        """The chunks of one document, in order."""
+        return self.store.document_chunks(self._find(doc).id)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and facts: name, path, embedder, dim, documents, chunks, fts_rows, vectors,
+        bytes (file + WAL), bytes_per_1000_chunks, languages (documents per language)."""
+        c = self.store.counts()
+        langs: dict[str, int] = {}
+        for row in self.store.documents():
+            langs[row.language or "?"] = langs.get(row.language or "?", 0) + 1
+        return {"name": self.name, "path": str(self.path), "embedder": self.embedder_spec, "dim": self.store.dim,
+                **c, "bytes_per_1000_chunks": int(c["bytes"] * 1000 / c["chunks"]) if c["chunks"] else None,
+                "languages": langs}
+
+    def check(self) -> CheckReport:
+        """Integrity check (see :meth:`KBStore.check`); ``report.ok`` is True when sound."""
+        return self.store.check()

@@ -1,0 +1,279 @@
+"""Ingest: files -> documents -> chunks -> embeddings -> store, incrementally.
+
+Per source: hash the bytes (sha256); an unchanged file is skipped with no loading or
+embedding work; otherwise load (:func:`knowbase.knowledge.loaders.load_document`), split
+(:func:`knowbase.knowledge.splitter.split_document`, sizes in the embedder's tokens, no
+chunk above ``embedder.max_seq_length``), embed in batches across documents, and write
+each document in one transaction (:meth:`KBStore.write_document`). A file that cannot be
+read or parsed is reported in :attr:`IngestReport.failed` and the rest carries on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from knowbase.errors import InputFileError, KnowbaseError
+from knowbase.knowledge.bm25 import tokenize
+from knowbase.knowledge.store import DocumentRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from knowbase.knowledge.store import KBStore
+    from knowbase.knowledge.types import Chunk, Document
+    from knowbase.models.base import Embedder
+
+EMBED_BATCH_CHUNKS = 64  # chunks gathered across documents before one embedding call
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Progress so far, passed to the ``progress`` callback after each file.
+
+    Attributes:
+        files_done: sources handled (any outcome). files_total: sources found so far
+            (grows while folders are walked). chunks: chunks written. seconds: elapsed.
+        path: the file just handled. status: added | updated | skipped | failed | removed.
+    """
+
+    files_done: int
+    files_total: int
+    chunks: int
+    seconds: float
+    path: str
+    status: str
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What an ingest did. Lists hold document paths; ``failed`` holds (path, reason)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "skipped": self.skipped, "removed": self.removed,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed], "chunks": self.chunks,
+                "seconds": round(self.seconds, 3)}
+
+
+ProgressFn = Callable[[IngestProgress], None]
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """``(hex sha256, size in bytes)`` of a file, read in 1 MiB blocks.
+
+    Raises:
+        InputFileError: the file cannot be read (``path``, ``reason``).
+    """
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise InputFileError(f"{path}: {exc.strerror or exc}", path=str(path), reason=exc.strerror or str(exc)) from exc
+    return h.hexdigest(), size
+
+
+@dataclass(slots=True)
+class _Pending:
+    row: DocumentRow
+    chunks: list["Chunk"]
+    status: str
+
+
+class Ingestor:
+    """Runs one ingest against a store with an embedder.
+
+    Args:
+        store: the knowledge-base store (its embedder was checked by the caller).
+        embedder: the embedder recorded for the store.
+        chunk_size, chunk_overlap: splitter sizes in embedder tokens.
+    """
+
+    def __init__(self, store: "KBStore", embedder: "Embedder", *, chunk_size: int = 200, chunk_overlap: int = 30) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+
+    def split(self, doc: "Document") -> list["Chunk"]:
+        """Chunks of a document, sized in the embedder's tokens."""
+        from knowbase.knowledge.splitter import split_document
+
+        return split_document(doc, count_tokens=self.embedder.count_tokens, chunk_size=self.chunk_size,
+                              chunk_overlap=self.chunk_overlap, max_tokens=self.embedder.max_seq_length)
+
+    def run(self, paths: Sequence[str | os.PathLike[str]], *, prune: bool = False,
+            progress: ProgressFn | None = None, recursive: bool = True) -> IngestReport:
+        """Ingest files, folders and globs; see the module docstring.
+
+        Args:
+            paths: files, folders (walked recursively) or glob patterns.
+            prune: afterwards remove file documents whose files no longer exist.
+            progress: called after each file with an :class:`IngestProgress`.
+            recursive: walk sub-folders.
+
+        Returns:
+            the :class:`IngestReport`.
+
+        Raises:
+            KnowbaseError: the embedder or the store failed (bad files never raise).
+        """
+        from knowbase.knowledge.files import iter_sources
+
+        report = IngestReport()
+        t0 = time.perf_counter()
+        pending: list[_Pending] = []
+        counts = {"done": 0, "total": 0}
+
+        def tick(path: str, status: str) -> None:
+            counts["done"] += 1
+            if progress is not None:
+                progress(IngestProgress(counts["done"], max(counts["total"], counts["done"]), report.chunks,
+                                        time.perf_counter() - t0, path, status))
+
+        def flush() -> None:
+            if not pending:
+                return
+            texts = [c.text for p in pending for c in p.chunks]
+            vectors = self.embedder.embed(texts)
+            tokens = [tokenize(t) for t in texts]
+            at = 0
+            for p in pending:
+                n = len(p.chunks)
+                self.store.write_document(p.row, p.chunks, tokens[at:at + n], vectors[at:at + n])
+                at += n
+                report.chunks += n
+                (report.added if p.status == "added" else report.updated).append(p.row.path)
+                tick(p.row.path, p.status)
+            pending.clear()
+
+        seen: set[str] = set()
+        for item in iter_sources([Path(p) for p in paths], recursive=recursive):
+            counts["total"] += 1
+            if isinstance(item, BaseException):
+                path = str(getattr(item, "path", "") or "?")
+                report.failed.append((path, _reason(item)))
+                tick(path, "failed")
+                continue
+            key = os.path.abspath(item)
+            if key in seen:
+                counts["total"] -= 1
+                continue
+            seen.add(key)
+            try:
+                entry = self._prepare(Path(key))
+            except KnowbaseError as exc:
+                report.failed.append((key, _reason(exc)))
+                tick(key, "failed")
+                continue
+            except Exception as exc:  # a loader bug must not stop the ingest
+                report.failed.append((key, f"{type(exc).__name__}: {exc}"))
+                tick(key, "failed")
+                continue
+            if entry is None:
+                report.skipped.append(key)
+                tick(key, "skipped")
+                continue
+            pending.append(entry)
+            if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
+                flush()
+        flush()
+        if prune:
+            for row in self.store.documents(kind="file"):
+                if not os.path.lexists(row.path):
+                    self.store.delete_document(row.id)
+                    report.removed.append(row.path)
+                    counts["total"] += 1
+                    tick(row.path, "removed")
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _prepare(self, path: Path) -> _Pending | None:
+        """Load and split one file; None when its stored copy has the same sha256."""
+        from knowbase.knowledge.loaders import load_document
+
+        sha, size = file_sha256(path)
+        old = self.store.document(str(path))
+        if old is not None and old.sha256 == sha:
+            return None
+        doc = load_document(path)
+        chunks = self.split(doc)
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            mtime = None
+        row = DocumentRow(id=0, path=str(path), sha256=sha, size=size, mtime=mtime, title=doc.title,
+                          language=doc.language, metadata=dict(doc.metadata), kind="file")
+        return _Pending(row, chunks, "updated" if old is not None else "added")
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc)
+
+
+def add_texts(store: "KBStore", embedder: "Embedder", texts: Iterable[str], *, metadatas: Sequence[dict] | None = None,
+              source: str = "memory", split: Callable[["Document"], list["Chunk"]] | None = None) -> list[int]:
+    """Store texts as small documents (agents use a knowledge base as vector memory).
+
+    Each text becomes a document at path ``{source}:{sha256[:16]}`` (the same text added
+    twice is stored once), split like a file when longer than the embedder's window.
+
+    Returns:
+        the document id of each text, in order.
+    """
+    from knowbase.knowledge.language import detect_language
+    from knowbase.knowledge.types import Document
+
+    texts = list(texts)
+    metas = list(metadatas) if metadatas is not None else [{} for _ in texts]
+    if len(metas) != len(texts):
+        raise ValueError("metadatas must have one entry per text")
+    ids: list[int] = []
+    for text, meta in zip(texts, metas):
+        sha = hashlib.sha256(text.encode()).hexdigest()
+        path = f"{source}:{sha[:16]}"
+        old = store.document(path)
+        if old is not None:
+            ids.append(old.id)
+            continue
+        lang = detect_language(text)
+        doc = Document(path=path, text=text, title=str(meta.get("title", "")), metadata=dict(meta), language=lang)
+        n_tokens = embedder.count_tokens(text)
+        chunks = split(doc) if split is not None and n_tokens > embedder.max_seq_length else []
+        if not chunks:  # a text that fits the embedder's window stays one chunk
+            from knowbase.knowledge.types import Chunk
+
+            chunks = [Chunk(text=text, start=0, end=len(text), path=path, tokens=n_tokens)]
+        vectors = embedder.embed([c.text for c in chunks])
+        row = DocumentRow(id=0, path=path, sha256=sha, size=len(text.encode()), title=doc.title, language=lang,
+                          metadata=dict(meta), kind="memory")
+        ids.append(store.write_document(row, chunks, [tokenize(c.text) for c in chunks], vectors))
+    return ids

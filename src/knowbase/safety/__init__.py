@@ -1,0 +1,7 @@
+"""Guards for running what models write: safe arithmetic and an SSRF-proof URL fetcher.
+
+* :func:`knowbase.safety.math.safe_eval` -- arithmetic without ``eval``, bounded in time
+  and memory.
+* :class:`knowbase.safety.urls.UrlGuard` and :func:`knowbase.safety.urls.fetch` --
+  host allowlist, private-address refusal, checked redirects, size and time limits.
+"""

@@ -1,0 +1,139 @@
+"""Cited answers with a scripted FakeChat: prompts, citations, abstention, language, streaming, traces."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowbase.knowledge.answer import parse_citations, split_sentences, trim_passage
+from knowbase.knowledge.base import KnowledgeBase
+from knowbase.models.base import ChatModel, Embedder
+from knowbase.models.fake import FakeChat, FakeEmbedder, fake_count_tokens
+from knowbase.tracing.store import TraceStore
+
+TEXTS = [
+    "A Pod is the smallest deployable unit of computing in Kubernetes. Pods run one or more containers. "
+    "When a node fails, the Pods on it are scheduled for deletion.",
+    "A Deployment provides declarative updates for Pods and ReplicaSets. You describe a desired state.",
+    "ConfigMaps store non-confidential configuration data as key-value pairs.",
+    "Pod 是可以在 Kubernetes 中创建和管理的、最小的可部署的计算单元。Pod 中可以运行一个或多个容器。",
+]
+
+
+@pytest.fixture
+def kb() -> KnowledgeBase:
+    base = KnowledgeBase.create("qa", embedder=Embedder(FakeEmbedder(64)))
+    base.add_texts(TEXTS)
+    yield base
+    base.close()
+
+
+def test_parse_citations_removes_invalid() -> None:
+    assert parse_citations("Pods restart [1][7].", 2) == ("Pods restart [1].", [1], [7])
+    assert parse_citations("Yes [2, 3] and [9].", 3) == ("Yes [2][3] and.", [2, 3], [9])
+    assert parse_citations("No citations.", 3) == ("No citations.", [], [])
+
+
+def test_split_sentences_english_and_chinese() -> None:
+    assert split_sentences("One. Two? Three!") == ["One.", "Two?", "Three!"]
+    assert split_sentences("第一句。第二句！第三句") == ["第一句。", "第二句！", "第三句"]
+
+
+def test_trim_passage_keeps_relevant_sentences_in_order() -> None:
+    text = "Cats purr loudly. Pods run containers on nodes. Dogs bark at night. Nodes host pods."
+    out = trim_passage(text, ["pod", "node"], {"pod": 2.0, "node": 1.0}, 11, fake_count_tokens)
+    assert out == "Pods run containers on nodes. Nodes host pods."
+
+
+def test_ask_builds_lean_prompt_and_parses_citations(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["A Pod is the smallest deployable unit [1]. It is managed [5]."])
+    answer = kb.ask("What is a Pod in Kubernetes?", model=ChatModel(fake), k=3)
+    assert not answer.abstained
+    assert answer.text == "A Pod is the smallest deployable unit [1]. It is managed."
+    assert answer.invalid_citations == (5,)
+    assert [c.n for c in answer.citations] == [1]
+    assert "smallest deployable unit" in answer.citations[0].chunk.text
+    messages, options = fake.calls[0]
+    assert [m.role for m in messages] == ["system", "user"]
+    assert messages[0].content.startswith("You answer questions using only the numbered passages")
+    user = messages[1].content
+    assert "[1]" in user and "[3]" in user and "[4]" not in user
+    assert "Question: What is a Pod in Kubernetes?" in user
+    assert "Answer in English" in user
+    assert options.max_tokens == 160 and options.temperature == 0.0
+    assert set(answer.timings) >= {"retrieve", "first_token", "generate", "total"}
+    assert answer.timings["retrieve"] <= answer.timings["first_token"] <= answer.timings["total"]
+
+
+def test_system_prompt_is_the_same_for_every_question(kb: KnowledgeBase) -> None:
+    fake = FakeChat(default="Yes [1].")
+    model = ChatModel(fake)
+    kb.ask("What is a Pod?", model=model)
+    kb.ask("What do ConfigMaps store?", model=model)
+    assert fake.calls[0][0][0] == fake.calls[1][0][0]
+
+
+def test_prompt_respects_token_budget(kb: KnowledgeBase) -> None:
+    long = " ".join(f"Filler sentence number {i} about scheduling pods." for i in range(200))
+    kb.add_texts([long])
+    fake = FakeChat(default="ok [1]")
+    kb.ask("scheduling pods filler", model=ChatModel(fake), k=4)
+    passages = fake.calls[0][0][1].content.split("Question:")[0]
+    assert fake_count_tokens(passages) < 450 + 40
+
+
+def test_abstains_on_unrelated_question_without_calling_model(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["The capital of France is Paris [1]."])
+    answer = kb.ask("What is the capital of France?", model=ChatModel(fake))
+    assert answer.abstained
+    assert answer.text == "The knowledge base does not contain the answer to this question."
+    assert fake.calls == []
+    assert answer.passages  # the nearest sources are still shown
+    assert answer.citations == ()
+
+
+def test_abstains_when_model_says_not_found(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["NOT FOUND"])
+    answer = kb.ask("How many containers can a Pod run?", model=ChatModel(fake))
+    assert len(fake.calls) == 1
+    assert answer.abstained and answer.citations == ()
+
+
+def test_chinese_question_gets_chinese_instruction_and_abstention(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["Pod 是最小的可部署计算单元 [1]。"])
+    answer = kb.ask("什么是 Pod 计算单元？", model=ChatModel(fake))
+    assert answer.language == "zh"
+    assert answer.text == "Pod 是最小的可部署计算单元 [1]。"
+    assert "最小的可部署的计算单元" in answer.citations[0].chunk.text
+    user = fake.calls[0][0][1].content
+    assert "请用简体中文回答" in user
+    off_topic = kb.ask("法国的首都是哪里？", model=ChatModel(FakeChat([])))
+    assert off_topic.abstained and off_topic.text == "知识库中没有这个问题的答案。"
+
+
+def test_extractive_answer_needs_no_model(kb: KnowledgeBase) -> None:
+    answer = kb.ask("What do ConfigMaps store?", extractive=True, model="no-such-backend:x")
+    assert answer.extractive and not answer.abstained
+    assert answer.text.startswith("ConfigMaps store non-confidential configuration data as key-value pairs. [1]")
+    assert answer.citations[0].n == 1 and "ConfigMaps" in answer.citations[0].chunk.text
+
+
+def test_ask_stream_yields_sources_before_text(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["Pods are deleted when their node fails [1]."])
+    events = list(kb.ask_stream("What happens to Pods when a node fails?", model=ChatModel(fake)))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "sources" and kinds[-1] == "answer"
+    assert set(kinds[1:-1]) == {"delta"}
+    assert events[0].passages and "node fails" in events[0].passages[0].chunk.text
+    assert "node fails" in events[0].text  # the extractive preview comes with the sources
+    assert "".join(e.text for e in events[1:-1]) == "Pods are deleted when their node fails [1]."
+    assert events[-1].answer.citations[0].n == 1
+
+
+def test_ask_is_traced_as_one_tree(kb: KnowledgeBase) -> None:
+    answer = kb.ask("What is a Pod?", model="fake:A Pod is a unit [1].")
+    assert answer.trace_id
+    spans = TraceStore(kb.settings.logs_path).spans(answer.trace_id)
+    names = {s["name"] for s in spans}
+    assert {"kb", "kb.ask", "retrieve", "generate"} <= names
+    calls = TraceStore(kb.settings.logs_path).calls(trace_id=answer.trace_id)
+    assert any(c["kind"] == "chat" and c["output"] == "A Pod is a unit [1]." for c in calls)
