@@ -255,6 +255,7 @@ class CachingBackend:
 
     Attributes:
         encode_seconds: wall time spent in the wrapped backend (cache misses only).
+        save_every: misses encoded and written to the cache per step.
     """
 
     def __init__(self, inner: Any, cache: EmbeddingCache) -> None:
@@ -266,6 +267,7 @@ class CachingBackend:
         self.max_seq_length = inner.max_seq_length
         self.languages = inner.languages
         self.encode_seconds = 0.0
+        self.save_every = 256
 
     def __getattr__(self, name: str) -> Any:  # count_tokens, tokenizer... of the wrapped model
         return getattr(self.inner, name)
@@ -276,13 +278,17 @@ class CachingBackend:
         missing = [i for i, v in enumerate(found) if v is None]
         self.cache.hits += len(texts) - len(missing)
         self.cache.misses += len(missing)
-        if missing:
+        for start in range(0, len(missing), self.save_every):  # saved as it goes: an interrupted run keeps its work
+            part = missing[start:start + self.save_every]
             t0 = time.perf_counter()
-            fresh = np.asarray(self.inner.encode([texts[i] for i in missing]), dtype=np.float32)
+            fresh = np.asarray(self.inner.encode([texts[i] for i in part]), dtype=np.float32)
             self.encode_seconds += time.perf_counter() - t0
-            self.cache.put_many([texts[i] for i in missing], fresh)
-            for i, vec in zip(missing, fresh):
+            self.cache.put_many([texts[i] for i in part], fresh)
+            for i, vec in zip(part, fresh):
                 found[i] = vec
+            if len(missing) > self.save_every:
+                print(f"    embedded {min(start + self.save_every, len(missing))}/{len(missing)} uncached texts "
+                      f"({self.encode_seconds:.0f} s)", file=sys.stderr, flush=True)
         return np.stack(found) if found else np.zeros((0, self.dim), dtype=np.float32)
 
 

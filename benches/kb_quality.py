@@ -24,15 +24,21 @@ Systems (rows):
 
 Embeddings are cached on disk (``~/.cache/knowbase-bench``, keyed by model and SHA-256 of
 the exact text; see ``_common.EmbeddingCache``), because embedding SciFact's 5,183
-abstracts takes minutes on 2 cores. The peer has its own cache namespace: it never reuses
-knowbase's vectors. The notes under the table give the embedding seconds actually spent
-in this run and the hit counts, so a cached run is never mistaken for a fast one.
+abstracts takes minutes on 2 cores. The peer and knowbase share one cache only because
+the computation is identical: the same model folder, ``SentenceTransformer.encode`` with
+``normalize_embeddings=False`` on the same text, normalised afterwards (knowbase's
+``STEmbedder`` + ``Embedder`` do exactly this). So a vector is reused only where the
+peer's document text equals a knowbase chunk text (a short abstract kept whole); every
+other text is embedded for real. The notes under the table give the embedding seconds
+actually spent in this run and the hit counts, so a cached run is never mistaken for a
+fast one.
 
 Usage::
 
     .venv/bin/python benches/kb_quality.py                     # both data sets, all queries
     .venv/bin/python benches/kb_quality.py --limit 100         # first 100 judged queries each
     .venv/bin/python benches/kb_quality.py --datasets cmrc --no-peers
+    .venv/bin/python benches/kb_quality.py --datasets scifact --modes bm25 --embedder fake:384 --peers bm25s   # BM25 only, no model
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -168,26 +175,33 @@ class _STPeer:
         folder = minilm_folder()
         self.model = SentenceTransformer(str(folder), device="cpu")
         self.model_name = folder.name
-        self.dim = self.model.get_sentence_embedding_dimension()
+        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = dim_of()
         self.max_seq_length = self.model.max_seq_length
         self.languages = None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.encode(list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
+        return self.model.encode(list(texts), batch_size=32, normalize_embeddings=False, convert_to_numpy=True,
                                  show_progress_bar=False)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.where(norms == 0, 1.0, norms)
 
 
 def run_st(data: BeirSet, notes: list[str]) -> tuple[Run, float]:
     """Exact cosine search over one MiniLM vector per document; (run, mean s per query)."""
-    peer = CachingBackend(_STPeer(), EmbeddingCache("peer-st:all-minilm-l6-v2"))
+    # same cache as knowbase's default embedder: identical computation (see the module docstring)
+    peer = CachingBackend(_STPeer(), EmbeddingCache("sentence-transformers:all-minilm-l6-v2"))
     ids = list(data.corpus)
-    doc_vecs = peer.encode([data.doc_text(d) for d in ids])
+    doc_vecs = _unit(peer.encode([data.doc_text(d) for d in ids]))
     doc_s = peer.encode_seconds
     run: Run = {}
     watch = Stopwatch()
     for qid, text in data.queries.items():
         with watch():
-            q = peer.encode([text])[0]
+            q = _unit(peer.encode([text])[0])
             scores = doc_vecs @ q
             top = np.argpartition(-scores, min(DEPTH, len(ids) - 1))[:DEPTH]
             top = top[np.argsort(-scores[top])]
@@ -209,6 +223,10 @@ def rrf(*runs: Run, k: int = RRF_K, depth: int = DEPTH) -> Run:
     return fused
 
 
+def _cell(value: float | None, metric: str) -> object:
+    return f"{value:.1f}" if value is not None and metric == "ms/query" else value
+
+
 # --- main ----------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -216,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N judged queries per data set")
     parser.add_argument("--modes", default="bm25,dense,hybrid", help="knowbase search modes")
     parser.add_argument("--embedder", default=None, help="knowbase embedder model string (default: configured)")
-    parser.add_argument("--no-peers", action="store_true", help="skip bm25s / sentence-transformers")
+    parser.add_argument("--peers", default="bm25s,st", help="comma list of peers: bm25s, st ('' for none)")
+    parser.add_argument("--no-peers", action="store_true", help="skip every peer (same as --peers '')")
     parser.add_argument("--no-knowbase", action="store_true", help="peers only")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -226,13 +245,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown data set(s): {', '.join(unknown)}")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    peers = set() if args.no_peers else {p.strip() for p in args.peers.split(",") if p.strip()}
+    if peers - {"bm25s", "st"}:
+        parser.error(f"unknown peer(s): {', '.join(sorted(peers - {'bm25s', 'st'}))}")
     notes: list[str] = []
     results: dict[str, dict[str, dict[str, float]]] = {}   # system -> dataset -> metrics
     systems: list[str] = []
 
     def record(system: str, dataset: str, run: Run, per_query_s: float, data: BeirSet, lang: str) -> None:
         m = evaluate_run(run, data.qrels, ndcg_k=(10,), recall_k=(1, 5, 10))
-        m["ms/query"] = per_query_s * 1000
+        m["ms/query"] = round(per_query_s * 1000, 1)
         results.setdefault(system, {})[dataset] = m
         if system not in systems:
             systems.append(system)
@@ -242,19 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with bench_home():
         for name in names:
             cfg = DATASETS[name]
-            data = load_beir(cfg["folder"], split=cfg["split"], limit=args.limit)
+            data = replace(load_beir(cfg["folder"], split=cfg["split"], limit=args.limit), name=cfg["label"])
             lang = cfg["lang"]
             print(f"{cfg['label']}: {len(data.corpus)} documents, {len(data.queries)} judged queries", flush=True)
-            peer_runs: dict[str, Run] = {}
-            if not args.no_peers:
-                run, s = run_bm25s(data, lang)
-                peer_runs["bm25s"] = run
-                record("bm25s" + (" (jieba)" if lang == "zh" else ""), name, run, s, data, lang)
-                run, s = run_st(data, notes)
-                peer_runs["st"] = run
-                record("ST cosine (MiniLM)", name, run, s, data, lang)
-                record("RRF(bm25s, ST) k=60", name, rrf(peer_runs["bm25s"], peer_runs["st"]), 0.0, data, lang)
-            if not args.no_knowbase:
+            if not args.no_knowbase:  # first: the peer reuses vectors of identical texts (see the docstring)
                 try:
                     kb_runs = run_knowbase(data, modes, embedder_spec=args.embedder, notes=notes)
                 except ImportError as exc:
@@ -262,7 +275,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     for mode, (run, s) in kb_runs.items():
                         record(f"knowbase {mode}", name, run, s, data, lang)
+            peer_runs: dict[str, Run] = {}
+            if "bm25s" in peers:
+                run, s = run_bm25s(data, lang)
+                peer_runs["bm25s"] = run
+                record("bm25s" + (" (jieba)" if lang == "zh" else ""), name, run, s, data, lang)
+            if "st" in peers:
+                run, s = run_st(data, notes)
+                peer_runs["st"] = run
+                record("ST cosine (MiniLM)", name, run, s, data, lang)
+            if len(peer_runs) == 2:
+                record("RRF(bm25s, ST) k=60", name, rrf(peer_runs["bm25s"], peer_runs["st"]), 0.0, data, lang)
 
+    systems.sort(key=lambda s: s.startswith("knowbase"))  # peers first, then knowbase's modes
     headers = ["system"]
     columns: list[tuple[str, str]] = []
     for name in names:
@@ -271,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             columns.append((name, metric))
         headers.append(f"{DATASETS[name]['label']} ms/q")
         columns.append((name, "ms/query"))
-    rows = [[s] + [results[s].get(d, {}).get(m) for d, m in columns] for s in systems]
+    rows = [[s] + [_cell(results[s].get(d, {}).get(m), m) for d, m in columns] for s in systems]
     queries = {n: int(next((r[n]["queries"] for r in results.values() if n in r), 0)) for n in names}
     notes = [f"queries judged: " + ", ".join(f"{DATASETS[n]['label']} {queries[n]}" for n in names)
              + (f" (--limit {args.limit})" if args.limit else " (all)"),

@@ -23,6 +23,7 @@ A full Qwen run on 2 CPU cores takes long (about 10-30 s per call): use ``--limi
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -115,7 +116,7 @@ def run(model_name: str, mode: str, items: list[tuple[str, type[BaseModel], Base
     model = get_chat_model(f"llamacpp:{model_name}", tracing=False)
     valid = good = 0
     seconds = 0.0
-    for prompt, kind, truth in items:
+    for i, (prompt, kind, truth) in enumerate(items, start=1):
         t0 = time.perf_counter()
         try:
             done = chat_structured(model, prompt, kind, max_attempts=1, constrained=(mode == "grammar"),
@@ -126,6 +127,7 @@ def run(model_name: str, mode: str, items: list[tuple[str, type[BaseModel], Base
             valid += 1
             good += exact(done.value, truth)
         seconds += time.perf_counter() - t0
+        print(f"  {model_name} {mode}: {valid}/{i} valid", file=sys.stderr, flush=True)
     n = len(items)
     return {"model": model_name, "mode": mode, "n": n, "valid": valid / n, "exact": good / n, "s_call": seconds / n}
 

@@ -58,7 +58,8 @@ def test_parse_react_text_forms() -> None:
     assert (call.action, call.action_input) == ("calculator", "17*23")
     plain = parse_react_text("Thought: look\nAction: `kb_search`\nAction Input: pod restart policy")
     assert (plain.action, plain.action_input) == ("kb_search", "pod restart policy")
-    for bad, msg in (("It is 4.", "expected 'Action:'"), ("Final Answer:", "is empty"), ("Action: \n", "'Action:' is empty")):
+    for bad, msg in (("It is 4.", "expected 'Action:'"), ("Final Answer:", "is empty"), ("Action: \n", "'Action:' is empty"),
+                     ('Action: calculator\nAction Input: {"expression": "1+', "not a valid JSON object")):
         with pytest.raises(KnowbaseError, match=msg):
             parse_react_text(bad)
 
@@ -102,7 +103,7 @@ def test_react_happy_path_step_by_step() -> None:
     assert "Action: one tool name from [calculator]" in system
     opts = fake.calls[0][1]
     assert "Observation:" in opts.stop and opts.max_tokens == 192
-    assert 'tool ::= "calculator"' in opts.grammar
+    assert 'call0 ::= "Action: calculator\\nAction Input: " "{" "\\"expression\\": " (str) "}"' in opts.grammar
     assert result.usage.total_tokens == sum(s.usage.total_tokens for s in result.steps) > 0
 
 
@@ -160,7 +161,8 @@ def test_react_json_format_is_constrained_by_schema() -> None:
     result = ReActAgent(model, [calculator], format="json").run("2^8?")
     assert (result.answer, kinds(result)) == ("256", ["tool", "answer"])
     schema = fake.calls[0][1].json_schema
-    assert schema["properties"]["action"]["enum"] == ["calculator", "final_answer"]
+    assert [v["properties"]["action"]["const"] for v in schema["anyOf"]] == ["calculator", "final_answer"]
+    assert schema["anyOf"][0]["properties"]["action_input"]["required"] == ["expression"]
     assert fake.calls[0][1].grammar is None and fake.calls[0][1].stop == ()
     assert '"action": "final_answer"' in fake.calls[0][0][0].content
     free = ReActAgent(scripted("x")[0], [calculator], format="json", constrained=False).step_options()

@@ -437,3 +437,20 @@ def test_sql_chain(tmp_path: Path) -> None:
     assert "no query answered" in str(info.value)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM orders").fetchone() == (2,)
+
+
+def test_streams_are_traced(tmp_path: Path) -> None:
+    store = TraceStore(tmp_path / "logs.db")
+    m = ChatModel(FakeChat(["x y", "p q"]), tracer=store)
+    chain = LLMChain("{q}", m, output_key="a") | LLMChain("{a}", m, output_key="b")
+    assert list(chain.stream({"q": "go"})) == [{"b": "p "}, {"b": "q"}]
+
+    async def run() -> list:
+        m.backend.push("1 2", "3 4")
+        return [c async for c in chain.astream({"q": "go"})]
+
+    assert asyncio.run(run()) == [{"b": "3 "}, {"b": "4"}]
+    rows = store.conn.execute("SELECT trace_id, name FROM spans").fetchall()
+    assert len({r[0] for r in rows}) == 2
+    assert sorted(r[1] for r in rows) == ["LLMChain", "LLMChain", "LLMChain", "LLMChain", "SequentialChain",
+                                          "SequentialChain"]

@@ -231,3 +231,15 @@ def test_trace_tree_and_since_helpers() -> None:
     assert parse_since("1w", now=1_000_000.0) == 1_000_000.0 - 604_800
     assert abs(parse_since("2026-01-01T00:00:00+00:00") - 1767225600.0) < 1e-6
     assert parse_since("1d") < time.time()
+
+
+def test_chat_session_remembers_across_invocations(knowbase_home: Path) -> None:
+    first = run("chat", "-m", "fake", "--session", "planning", "My name is Ada.")
+    assert first.exit_code == 0 and first.output == "echo: My name is Ada.\n"
+    second = run("chat", "-m", "fake", "--session", "planning", "What is my name?")
+    assert second.exit_code == 0 and second.output == "echo: What is my name?\n"
+    calls = sorted(TraceStore(knowbase_home / "logs.db").calls(), key=lambda c: c["started"])
+    sent = json.loads(calls[1]["messages"])
+    assert [m["content"] for m in sent] == ["My name is Ada.", "echo: My name is Ada.", "What is my name?"]
+    listed = run("memory", "list", "--json")
+    assert listed.exit_code == 0 and [(s["id"], s["turns"]) for s in json.loads(listed.output)] == [("planning", 2)]

@@ -85,8 +85,9 @@ def test_progress_callback_reports_files_and_chunks(fake_kb: KnowledgeBase, tmp_
     make_corpus(tmp_path / "d", 3)
     seen = []
     report = fake_kb.ingest([tmp_path / "d"], progress=seen.append)
-    assert [p.files_done for p in seen] == [1, 2, 3]
-    assert seen[-1].chunks == report.chunks and {p.status for p in seen} == {"added"}
+    assert [p.files_done for p in seen] == [0, 1, 2, 3]
+    assert [p.files_total for p in seen] == [3, 3, 3, 3]
+    assert seen[-1].chunks == report.chunks and [p.status for p in seen] == ["started"] + ["added"] * 3
 
 
 def test_bad_files_are_reported_and_the_rest_ingested(fake_kb: KnowledgeBase, tmp_path: Path) -> None:
@@ -96,9 +97,11 @@ def test_bad_files_are_reported_and_the_rest_ingested(fake_kb: KnowledgeBase, tm
     (docs / "binary.txt").write_bytes(bytes(range(256)) * 40)
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\nthis is not a pdf\n")
     (docs / "gbk.txt").write_bytes("容器编排系统中的调度器负责把工作负载分配到节点上。".encode("gbk"))
+    (docs / "loop").symlink_to(docs)
     report = fake_kb.ingest([docs])
     failed = {Path(p).name: reason for p, reason in report.failed}
-    assert set(failed) == {"empty.txt", "binary.txt", "broken.pdf"}
+    assert set(failed) == {"empty.txt", "binary.txt", "broken.pdf", "loop"}
+    assert "loop" in failed["loop"]
     assert all(reason.strip() for reason in failed.values())
     assert sorted(Path(p).name for p in report.added) == ["gbk.txt", "note000.md", "note001.md"]
     hits = fake_kb.search("调度器 节点", k=1, mode="bm25")

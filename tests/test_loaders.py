@@ -585,7 +585,8 @@ def test_detect_language() -> None:
     # a Chinese page with an English code block stays Chinese
     code = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: nginx\nspec:\n  containers:\n  - name: nginx\n"
     assert detect_language("创建一个 Pod 的清单文件，内容如下：\n" + code) == "zh"
-    assert detect_language("Deploy the app. 容器") == "en"
+    assert detect_language("Deploy the app to the cluster, then read the 容器 logs.") == "en"
+    assert detect_language("如何用 kubectl get pods 查看 Pod 状态？") == "zh"
     assert is_cjk("中") and is_cjk("。") and is_cjk("！") and is_cjk("カ") and not is_cjk("a")
     assert not is_cjk(" ") and not is_cjk(".")
 
@@ -617,3 +618,62 @@ def test_every_loader_keeps_offsets_inside_the_text(tmp_path: Path) -> None:
             assert span.start >= prev, ext
             prev = span.end
     assert loaders_pkg.LOADER_GROUP == "knowbase.loaders"
+
+
+class RstPlugin:
+    """A loader as a third-party package would declare it."""
+
+    extensions = (".rst", ".rest")
+
+    def load(self, path: Path) -> Document:
+        return Document(path=str(path), text="plugin: " + path.read_text(), title="from plugin")
+
+
+def test_entry_point_plugin_is_registered_and_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    plugin = EntryPoint(name="rst", value=f"{__name__}:RstPlugin", group=registry.LOADER_GROUP)
+    broken = EntryPoint(name="broken", value="no_such_module_xyz:Loader", group=registry.LOADER_GROUP)
+    monkeypatch.setattr(registry, "_entry_points",
+                        lambda group: [plugin, broken] if group == registry.LOADER_GROUP else [])
+    registry.available_loaders.cache_clear()
+    try:
+        assert ".rest" in supported_extensions()
+        assert type(loader_for("a.rst")).__name__ == "RstPlugin"  # wins over the built-in text loader
+        path = tmp_path / "notes.rst"
+        path.write_text("Title\n=====")
+        doc = load_document(path)
+        assert doc.text == "plugin: Title\n=====" and doc.title == "from plugin"
+        assert ".md" in supported_extensions()  # built-ins still there; the broken plugin skipped
+    finally:
+        registry.available_loaders.cache_clear()
+
+
+def test_utf8_with_a_stray_byte_stays_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(("容器运行时。 " * 200).encode() + b"He said \x93hello\x94.")  # cp1252 quotes in UTF-8
+    doc = load_document(path)
+    assert doc.metadata["encoding"] == "utf-8"
+    assert doc.text.startswith("容器运行时。 容器") and doc.text.endswith("He said \ufffdhello\ufffd.")
+
+
+def test_bundled_sample_loads_cleanly() -> None:
+    """Every page of samples/k8s loads, in its folder's language, with sections and no
+    leftover markup outside code."""
+    sample = REPO / "samples" / "k8s"
+    if not sample.exists():
+        pytest.skip("samples/k8s not bundled yet")
+    from knowbase.knowledge.files import iter_sources
+
+    count = 0
+    for item in iter_sources([sample]):
+        assert not isinstance(item, InputFileError), item
+        if item.name in ("NOTICE.md", "README.md", "LICENSE.md"):
+            continue
+        doc = load_document(item)
+        lang = "zh" if "zh-cn" in item.parts else "en"
+        assert doc.language == lang, item
+        assert doc.title and doc.title != item.stem, item  # front-matter title
+        assert "<!--" not in doc.text and "{{<" not in doc.text.replace("{{</*", ""), item
+        count += 1
+    assert count >= 60

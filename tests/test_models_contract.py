@@ -107,7 +107,7 @@ def chat_model(request: pytest.FixtureRequest, knowbase_home: Path) -> ChatModel
     if request.param == "llamacpp":
         return get_chat_model("llamacpp:smollm2-135m", settings=settings)
     base = request.getfixturevalue("llama_server")
-    return get_chat_model(f"openai:smollm2@{base}", settings=settings)
+    return get_chat_model(f"openai:smollm2@{base}", settings=settings, backoff=0.05)
 
 
 QUESTION = "What is the capital of France? Answer in one short sentence."

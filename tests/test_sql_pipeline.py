@@ -201,7 +201,7 @@ def test_ask_feeds_execution_errors_back(shop: Path) -> None:
     model = fake("SELECT no_such_fn(name) FROM customers", "SELECT 1", "One.")
     result = Text2SQL(shop, model=model).ask("q")
     assert result.ok and result.attempts == 2
-    assert "no such function: no_such_fn" in model.backend.calls[1][0][-1].content
+    assert "no such function: NO_SUCH_FN" in model.backend.calls[1][0][-1].content
 
 
 def test_ask_reports_failure_after_all_attempts(shop: Path) -> None:

@@ -232,6 +232,17 @@ def test_format_passages_cuts_and_labels() -> None:
     assert format_passages([]) == "No passages found."
 
 
+def test_excerpt_shows_the_window_that_matches_the_query() -> None:
+    from knowbase.agents.builtin import excerpt
+
+    text = ("Alpha beta gamma. Pods restart often. Delta epsilon zeta eta theta. "
+            "The backoffLimit is set by default to 6. More text here and there.")
+    assert excerpt(text, "default backoffLimit", 45) == "...The backoffLimit is set by default to 6. More..."
+    assert excerpt(text, None, 17) == "Alpha beta gamma...."
+    assert excerpt(text, "nothing matches", 17) == "Alpha beta gamma...."
+    assert excerpt("short", "x", 17) == "short"
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 

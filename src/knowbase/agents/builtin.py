@@ -36,10 +36,10 @@ def _format_number(value: int | float) -> str:
 
 
 def calculator(expression: str) -> str:
-    """Evaluate an arithmetic expression, e.g. "(17 + 25) * 3" or "sqrt(16) / 2".
+    """Evaluate an arithmetic expression and return the number.
 
     Args:
-        expression: numbers, + - * / // % **, parentheses and functions such as sqrt, log, round.
+        expression: the expression to compute: numbers, + - * / // % **, parentheses, sqrt, log, round.
     """
     from knowbase.safety.math import safe_eval
 
@@ -73,12 +73,39 @@ class Searchable(Protocol):
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid") -> list[Any]: ...
 
 
-def format_passages(hits: Sequence[Any], *, max_chars: int = 600) -> str:
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_START = re.compile(r"(?:^|(?<=[.!?:;])\s+)(?=\S)")
+
+
+def excerpt(text: str, query: str | None, max_chars: int) -> str:
+    """The ``max_chars`` window of ``text`` (starting at a sentence) holding most query words.
+
+    Small models answer from what they are shown; a chunk cut at its first ``max_chars``
+    characters often loses the sentence that matched. Windows start at sentence
+    boundaries; the score is the number of query-word occurrences (words of 3+
+    characters, case-insensitive); ties go to the earliest window. ``...`` marks a cut.
+    """
+    if len(text) <= max_chars:
+        return text
+    terms = {w.lower() for w in _WORD.findall(query or "") if len(w) > 2}
+    best, best_score = 0, -1
+    if terms:
+        for m in _SENTENCE_START.finditer(text):
+            window = text[m.end():m.end() + max_chars].lower()
+            score = sum(1 for w in _WORD.findall(window) if w in terms)
+            if score > best_score:
+                best, best_score = m.end(), score
+    out = text[best:best + max_chars]
+    return ("..." if best else "") + out + ("..." if best + max_chars < len(text) else "")
+
+
+def format_passages(hits: Sequence[Any], *, max_chars: int = 600, query: str | None = None) -> str:
     """Number retrieved chunks for a prompt: ``[1] path § section`` then the text.
 
     Args:
         hits: :class:`~knowbase.knowledge.types.ScoredChunk` (or Chunk) objects, best first.
-        max_chars: each passage is cut to this many characters.
+        max_chars: each passage is cut to this many characters (see :func:`excerpt`).
+        query: when given, long passages show the window that best matches it.
     """
     if not hits:
         return "No passages found."
@@ -89,9 +116,7 @@ def format_passages(hits: Sequence[Any], *, max_chars: int = 600) -> str:
         section = getattr(chunk, "section", ())
         if section:
             source += " § " + " > ".join(section)
-        text = " ".join(str(getattr(chunk, "text", "")).split())
-        if len(text) > max_chars:
-            text = text[:max_chars] + "..."
+        text = excerpt(" ".join(str(getattr(chunk, "text", "")).split()), query, max_chars)
         out.append(f"[{n}] {source}\n{text}")
     return "\n\n".join(out)
 
@@ -115,7 +140,7 @@ def make_kb_search(kb: Searchable, *, k: int = 3, mode: str = "hybrid", max_char
         Args:
             query: what to look for, in a few keywords.
         """
-        return format_passages(kb.search(query, k=k, mode=mode), max_chars=max_chars)
+        return format_passages(kb.search(query, k=k, mode=mode), max_chars=max_chars, query=query)
 
     return Tool.from_function(kb_search, name=name, description=description)
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from knowbase.agents._base import ToolsLike, agent_run, as_toolbox, make_budget
+from knowbase.agents._base import Run, ToolsLike, agent_run, as_toolbox, make_budget
 from knowbase.agents._prompts import render
 from knowbase.agents.parsing import parse_text_tool_calls
 from knowbase.agents.steps import AgentResult, AgentStep, Budget, StepCallback
 from knowbase.errors import KnowbaseError
-from knowbase.models.base import ChatModel, Message, ToolCall, Usage
+from knowbase.models.base import ChatModel, ChatOptions, ChatResult, Message, ToolCall, Usage
 from knowbase.tracing.context import span
 
 
@@ -67,50 +67,60 @@ class FunctionCallingAgent:
                                      tool_choice="auto")
         with agent_run("functions", self.model, self.budget, on_step or self.on_step, tracer=self.tracer,
                        question=question[:500]) as run:
-            meter = run.meter
             turn = 0
             while True:
-                stop = meter.exceeded()
+                stop = run.meter.exceeded()
                 if stop:
                     return run.result(None, *stop)
-                meter.steps += 1
+                run.meter.steps += 1
                 turn += 1
                 with span(f"turn {turn}", kind="agent") as sp:
-                    retries = 0
-                    extra: list[Message] = []
-                    while True:
-                        try:
-                            reply = self.model.chat(messages + extra, options=options)
-                        except KnowbaseError as exc:
-                            run.record(AgentStep(run.next_index(), "error", observation=f"model call failed: {exc}",
-                                                 ok=False, retries=retries))
-                            return run.result(None, "error", f"model call failed: {exc}")
-                        usage = meter.add(reply)
-                        calls = list(reply.tool_calls) or parse_text_tool_calls(reply.text)
-                        if calls or reply.text.strip():
-                            break
-                        retries += 1
-                        meter.retries += 1
-                        if retries > self.max_retries:
-                            run.record(AgentStep(run.next_index(), "parse_error", raw=reply.text, usage=usage,
-                                                 retries=retries, ok=False, observation="empty reply"))
-                            return run.result(None, "parse_error", "stopped: the model gave empty replies")
-                        extra = [Message.assistant(reply.text),
-                                 Message.user(render("agent_parse_error",
-                                                     error="the reply was empty: call a tool or write the answer"))]
+                    got = self._reply(run, messages, options)
+                    if isinstance(got, AgentResult):
+                        return got
+                    reply, calls, retries = got
+                    usage = reply.usage
                     sp.set(tool_calls=[c.name for c in calls], retries=retries)
                     if not calls:
                         run.record(AgentStep(run.next_index(), "answer", action="final_answer",
                                              action_input=reply.text.strip(), raw=reply.text, usage=usage,
                                              retries=retries))
                         return run.result(reply.text.strip(), "finished", "finished")
-                    calls = [c if c.id else ToolCall(c.name, c.arguments, f"call_{turn}_{i}") for i, c in enumerate(calls)]
-                    messages.append(Message.assistant(reply.text if reply.tool_calls else "", calls))
+                    calls = [c if c.id else ToolCall(c.name, c.arguments, f"call_{turn}_{i}")
+                             for i, c in enumerate(calls)]
+                    native = bool(reply.tool_calls)
+                    messages.append(Message.assistant(reply.text if native else "", calls))
                     for i, call in enumerate(calls):
                         outcome = self.tools.run(call.name, call.arguments)
                         messages.append(Message.tool(outcome.output, tool_call_id=call.id, name=call.name))
-                        run.record(AgentStep(run.next_index(), "tool", thought=reply.text.strip() if reply.tool_calls else "",
-                                             action=call.name, action_input=call.arguments,
-                                             observation=outcome.output, raw=reply.text, ok=outcome.ok,
-                                             usage=usage if i == 0 else Usage(),
-                                             retries=retries if i == 0 else 0))
+                        first = i == 0
+                        run.record(AgentStep(
+                            run.next_index(), "tool", thought=reply.text.strip() if native else "", action=call.name,
+                            action_input=call.arguments, observation=outcome.output, raw=reply.text, ok=outcome.ok,
+                            usage=usage if first else Usage(), retries=retries if first else 0))
+
+    def _reply(self, run: Run, messages: list[Message],
+               options: ChatOptions) -> tuple[ChatResult, list[ToolCall], int] | AgentResult:
+        """One turn's reply and its tool calls (native, or written as text); an empty reply
+        is sent back up to ``max_retries`` times. An :class:`AgentResult` ends the run."""
+        retries = 0
+        extra: list[Message] = []
+        while True:
+            try:
+                reply = self.model.chat(messages + extra, options=options)
+            except KnowbaseError as exc:
+                run.record(AgentStep(run.next_index(), "error", observation=f"model call failed: {exc}", ok=False,
+                                     retries=retries))
+                return run.result(None, "error", f"model call failed: {exc}")
+            run.meter.add(reply)
+            calls = list(reply.tool_calls) or parse_text_tool_calls(reply.text)
+            if calls or reply.text.strip():
+                return reply, calls, retries
+            retries += 1
+            run.meter.retries += 1
+            if retries > self.max_retries:
+                run.record(AgentStep(run.next_index(), "parse_error", raw=reply.text, usage=reply.usage,
+                                     retries=retries, ok=False, observation="empty reply"))
+                return run.result(None, "parse_error", "stopped: the model gave empty replies")
+            extra = [Message.assistant(reply.text), Message.user(
+                render("agent_parse_error", error="the reply was empty: call a tool or write the answer"))]

@@ -167,13 +167,14 @@ def _clean_name(name: str) -> str:
     return name.split()[0] if name else ""
 
 
-def _decode_input(text: str) -> Any:
+def _decode_input(text: str, raw: str) -> Any:
     body = re.sub(r"^```(?:json)?|```$", "", text.strip()).strip()
     if body.startswith("{"):
         try:
             return parse_json_object(body)
         except StepParseError:
-            return body
+            raise StepParseError("'Action Input:' is not a valid JSON object (check quotes, commas and braces; "
+                                 "write it on one line)", raw=raw) from None
     return body
 
 
@@ -207,13 +208,13 @@ def parse_react_text(text: str) -> ReActStep:
     input_m = _INPUT.search(raw, action_m.end())
     call = _CALL_FORM.match(action_text)
     if call and not input_m:
-        return ReActStep(thought, call[1], _decode_input(call[2].strip().strip("\"'")))
+        return ReActStep(thought, call[1], _decode_input(call[2].strip().strip("\"'"), raw))
     name = _clean_name(action_text)
     if not name:
         raise StepParseError("'Action:' is empty; name one tool", raw=raw)
     if _is_final_name(name):
-        return ReActStep(thought, FINAL, _decode_input(input_m[1]) if input_m else "")
-    return ReActStep(thought, name, _decode_input(input_m[1]) if input_m else None)
+        return ReActStep(thought, FINAL, _decode_input(input_m[1], raw) if input_m else "")
+    return ReActStep(thought, name, _decode_input(input_m[1], raw) if input_m else None)
 
 
 def parse_react_json(text: str) -> ReActStep:

@@ -24,46 +24,16 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from knowbase.agents._base import ToolsLike, agent_run, as_toolbox, make_budget
+from knowbase.agents._base import Run, ToolsLike, agent_run, as_toolbox, make_budget
 from knowbase.agents._prompts import render
+from knowbase.agents.grammar import react_json_schema, react_text_grammar
 from knowbase.agents.parsing import FINAL, ReActStep, StepParseError, parse_react_json, parse_react_text
 from knowbase.agents.steps import AgentResult, AgentStep, Budget, StepCallback
-from knowbase.agents.tools import Toolbox
 from knowbase.errors import KnowbaseError
 from knowbase.models.base import ChatModel, ChatOptions, Message
-from knowbase.tracing.context import span
+from knowbase.tracing.context import Span, span
 
 StepFormat = Literal["text", "json"]
-
-
-def step_schema(tools: Toolbox) -> dict[str, Any]:
-    """JSON Schema of one JSON-format step: ``action`` is a tool name or ``final_answer``."""
-    return {
-        "type": "object",
-        "properties": {
-            "thought": {"type": "string"},
-            "action": {"type": "string", "enum": [*tools, FINAL]},
-            "action_input": {"anyOf": [{"type": "object"}, {"type": "string"}]},
-        },
-        "required": ["thought", "action", "action_input"],
-    }
-
-
-def step_grammar(tools: Toolbox) -> str:
-    """A GBNF grammar (llama.cpp) for one text-format step.
-
-    ``Thought: <line>`` then either ``Action: <tool>`` + ``Action Input: {<one line>}`` or
-    ``Final Answer: <line>``.
-    """
-    names = " | ".join(json.dumps(name) for name in tools) or '"none"'
-    return "\n".join([
-        'root ::= "Thought: " line "\\n" (action | final)',
-        'action ::= "Action: " tool "\\nAction Input: " input',
-        'final ::= "Final Answer: " line',
-        f"tool ::= {names}",
-        'input ::= "{" [^\\n]* "}"',
-        "line ::= [^\\n]+",
-    ])
 
 
 def format_step(step: ReActStep, fmt: StepFormat) -> str:
@@ -95,7 +65,7 @@ class ReActAgent:
         budget: a :class:`Budget` instead of the three limits above.
         max_retries: unparseable replies sent back per step before giving up.
         step_max_tokens: most tokens per model reply.
-        system: replace the system prompt (``$tools``/``$names`` are not filled then).
+        system: replace the whole system prompt (then describe the tools and the format yourself).
         on_step: called with each :class:`AgentStep` as it finishes (the CLI prints it).
         tracer: a trace store for the run's spans; default the model's.
 
@@ -136,9 +106,9 @@ class ReActAgent:
         if self.format == "text":
             opts = opts.merged(stop=("\nObservation:", "Observation:"))
             if self.constrained:
-                opts = opts.merged(grammar=step_grammar(self.tools))
+                opts = opts.merged(grammar=react_text_grammar(self.tools))
         elif self.constrained:
-            opts = opts.merged(json_schema=step_schema(self.tools))
+            opts = opts.merged(json_schema=react_json_schema(self.tools))
         return opts
 
     def parse(self, text: str) -> ReActStep:
@@ -162,43 +132,16 @@ class ReActAgent:
         options = self.step_options()
         with agent_run("react", self.model, self.budget, on_step or self.on_step, tracer=self.tracer,
                        format=self.format, constrained=self.constrained, question=question[:500]) as run:
-            meter = run.meter
             while True:
-                stop = meter.exceeded()
+                stop = run.meter.exceeded()
                 if stop:
                     return run.result(None, *stop)
-                meter.steps += 1
-                index = run.next_index()
-                with span(f"step {index}", kind="agent") as sp:
-                    step = AgentStep(index, "tool")
-                    extra: list[Message] = []
-                    parsed: ReActStep | None = None
-                    while parsed is None:
-                        stop = meter.exceeded() if step.retries else None
-                        if stop and stop[0] != "max_steps":
-                            run.record(step)
-                            return run.result(None, *stop)
-                        try:
-                            reply = self.model.chat(messages + extra, options=options)
-                        except KnowbaseError as exc:
-                            step.kind, step.observation, step.ok = "error", f"model call failed: {exc}", False
-                            run.record(step)
-                            return run.result(None, "error", f"model call failed: {exc}")
-                        step.usage = step.usage + meter.add(reply)
-                        step.raw = reply.text
-                        try:
-                            parsed = self.parse(reply.text)
-                        except StepParseError as exc:
-                            step.retries += 1
-                            meter.retries += 1
-                            sp.set(retries=step.retries)
-                            if step.retries > self.max_retries:
-                                step.kind, step.observation, step.ok = "parse_error", str(exc), False
-                                run.record(step)
-                                return run.result(None, "parse_error",
-                                                  f"stopped: {step.retries} replies in a row did not parse ({exc})")
-                            extra = [Message.assistant(reply.text), Message.user(render("agent_parse_error",
-                                                                                          error=str(exc)))]
+                run.meter.steps += 1
+                with span(f"step {run.next_index()}", kind="agent") as sp:
+                    step = AgentStep(run.next_index(), "tool")
+                    parsed = self._think(run, messages, options, step, sp)
+                    if isinstance(parsed, AgentResult):
+                        return parsed
                     step.thought, step.action, step.action_input = parsed.thought, parsed.action, parsed.action_input
                     sp.set(action=parsed.action)
                     if parsed.is_final:
@@ -210,3 +153,38 @@ class ReActAgent:
                     messages += [Message.assistant(format_step(parsed, self.format)),
                                  Message.user(f"Observation: {outcome.output}")]
                     run.record(step)
+
+    def _think(self, run: Run, messages: list[Message], options: ChatOptions, step: AgentStep,
+               sp: Span) -> ReActStep | AgentResult:
+        """The step's model reply, parsed; unparseable replies are sent back with the error.
+
+        Returns the parsed step, or the :class:`AgentResult` that ends the run (a model
+        error, ``max_retries`` exceeded, or a token/time budget hit while retrying).
+        Failed attempts are not kept in ``messages``.
+        """
+        extra: list[Message] = []
+        while True:
+            stop = run.meter.exceeded() if step.retries else None
+            if stop and stop[0] != "max_steps":
+                run.record(step)
+                return run.result(None, *stop)
+            try:
+                reply = self.model.chat(messages + extra, options=options)
+            except KnowbaseError as exc:
+                step.kind, step.observation, step.ok = "error", f"model call failed: {exc}", False
+                run.record(step)
+                return run.result(None, "error", f"model call failed: {exc}")
+            step.usage = step.usage + run.meter.add(reply)
+            step.raw = reply.text
+            try:
+                return self.parse(reply.text)
+            except StepParseError as exc:
+                step.retries += 1
+                run.meter.retries += 1
+                sp.set(retries=step.retries)
+                if step.retries > self.max_retries:
+                    step.kind, step.observation, step.ok = "parse_error", str(exc), False
+                    run.record(step)
+                    return run.result(None, "parse_error",
+                                      f"stopped: {step.retries} replies in a row did not parse ({exc})")
+                extra = [Message.assistant(reply.text), Message.user(render("agent_parse_error", error=str(exc)))]

@@ -184,11 +184,14 @@ class Tool:
                                       name=tool_name, reason="name")
         summary, param_docs = _docstring(fn)
         model = _args_model(fn, tool_name, param_docs)
-        schema = _strip_titles(model.model_json_schema())
-        schema.pop("additionalProperties", None)
-        schema.setdefault("properties", {})
-        return cls(tool_name, description or summary or tool_name.replace("_", " "), fn, model, timeout, max_chars,
-                   schema)
+        return cls(tool_name, description or summary or tool_name.replace("_", " "), fn, model, timeout, max_chars)
+
+    def __post_init__(self) -> None:
+        if not self._schema:
+            schema = _strip_titles(self.args_model.model_json_schema())
+            schema.pop("additionalProperties", None)
+            schema.setdefault("properties", {})
+            object.__setattr__(self, "_schema", schema)
 
     # --- description -------------------------------------------------------------------
     @property

@@ -79,8 +79,9 @@ class Chain:
             return {self.input_keys[0]: inputs}
         missing = [k for k in self.input_keys if k not in inputs]
         if missing:
-            raise ChainError(f"{self.name} needs input(s) {', '.join(missing)}; got {', '.join(inputs) or 'none'}",
-                             step=self.name, missing=missing)
+            got = ", ".join(map(str, inputs)) or "none"
+            raise ChainError(f"{self.name} needs input(s) {', '.join(missing)}; got {got}", step=self.name,
+                             missing=missing)
         return inputs if isinstance(inputs, dict) else dict(inputs)
 
     def _span(self) -> Any:

@@ -43,9 +43,12 @@ def _read_schema(path: str) -> dict[str, Any]:
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Most tokens to generate (default 512).")
 @click.option("--json-schema", "json_schema", type=click.Path(dir_okay=False),
               help="JSON Schema file the answer must follow; prints the JSON.")
+@click.option("--session", "session_id", help="Remember this conversation under ID (memory.db); continue it later.")
+@click.option("--memory", "memory_type", type=click.Choice(["buffer", "summary", "summary_buffer", "entity"]),
+              default="buffer", show_default=True, help="How a --session remembers earlier turns.")
 @click.pass_context
 def chat(ctx: click.Context, prompt: str | None, model: str | None, system: str | None, temperature: float | None,
-         max_tokens: int | None, json_schema: str | None) -> None:
+         max_tokens: int | None, json_schema: str | None, session_id: str | None, memory_type: str) -> None:
     """Chat with a model: answer PROMPT, or read the prompt from piped stdin, or start an
     interactive session (type exit or press Ctrl-D to leave).
 
@@ -54,6 +57,7 @@ def chat(ctx: click.Context, prompt: str | None, model: str | None, system: str 
       knowbase chat "Explain a Kubernetes pod in one sentence"
       echo "Summarise: ..." | knowbase chat --model llamacpp:smollm2-135m
       knowbase chat --json-schema person.json "Invent a person"
+      knowbase chat --session planning "My name is Ada."   (later: "What is my name?")
     """
     from knowbase.models.base import Message
     from knowbase.models.registry import get_chat_model
@@ -67,9 +71,17 @@ def chat(ctx: click.Context, prompt: str | None, model: str | None, system: str 
         if not prompt:
             raise click.UsageError("no prompt given (empty stdin)")
     llm = get_chat_model(model, settings=settings)
+    session = None
+    if session_id is not None:
+        from knowbase.memory.session import ConversationSession
+
+        session = ConversationSession(session_id, memory_type=memory_type, model=llm, settings=settings, system=system)
 
     if prompt is not None:
-        _answer(llm, [Message.user(prompt)], system, overrides)
+        if session is not None:
+            _answer_in_session(session, prompt, overrides)
+        else:
+            _answer(llm, [Message.user(prompt)], system, overrides)
         return
 
     click.echo(f"knowbase chat with {llm.spec} (exit or Ctrl-D to leave)", err=True)
@@ -85,9 +97,24 @@ def chat(ctx: click.Context, prompt: str | None, model: str | None, system: str 
                 return
             if not line.strip():
                 continue
+            if session is not None:
+                _answer_in_session(session, line, overrides)
+                continue
             history.append(Message.user(line))
             text = _answer(llm, history, system, {**overrides, "truncate": True})
             history.append(Message.assistant(text))
+
+
+def _answer_in_session(session: Any, text: str, overrides: dict[str, Any]) -> None:
+    """One turn of a remembered conversation (:class:`knowbase.memory.ConversationSession`)."""
+    if overrides.get("json_schema") is not None:
+        result = session.chat(text, **overrides)
+        click.echo(json.dumps(result.json(), indent=2, ensure_ascii=False))
+        return
+    for delta in session.stream(text, **{k: v for k, v in overrides.items() if k != "truncate"}):
+        click.echo(delta, nl=False)
+        sys.stdout.flush()
+    click.echo()
 
 
 def _answer(llm: Any, messages: list[Any], system: str | None, overrides: dict[str, Any]) -> str:

@@ -160,7 +160,7 @@ class KnowledgeBase:
         if embedder is None or isinstance(embedder, str):
             from knowbase.models.registry import get_embedder
 
-            emb = get_embedder(embedder or settings.embedder, settings=settings, tracing=False)
+            emb = get_embedder(embedder or settings.embedder, settings=settings)
         else:
             emb = embedder
         return emb, _embedder_spec(emb)

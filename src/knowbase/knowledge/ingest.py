@@ -35,9 +35,10 @@ class IngestProgress:
     """Progress so far, passed to the ``progress`` callback after each file.
 
     Attributes:
-        files_done: sources handled (any outcome). files_total: sources found so far
-            (grows while folders are walked). chunks: chunks written. seconds: elapsed.
-        path: the file just handled. status: added | updated | skipped | failed | removed.
+        files_done: sources handled (any outcome). files_total: sources found (the walk
+            happens first), plus documents pruned. chunks: chunks written. seconds: elapsed.
+        path: the file just handled. status: added | updated | skipped | failed | removed
+            (``started``, with ``files_done`` 0 and no path, once the sources are found).
     """
 
     files_done: int
@@ -175,8 +176,11 @@ class Ingestor:
             pending.clear()
 
         seen: set[str] = set()
-        for item in iter_sources([Path(p) for p in paths], recursive=recursive):
-            counts["total"] += 1
+        sources = list(iter_sources([Path(p) for p in paths], recursive=recursive))  # walk first: a known total
+        counts["total"] = len(sources)
+        if progress is not None:
+            progress(IngestProgress(0, len(sources), 0, time.perf_counter() - t0, "", "started"))
+        for item in sources:
             if isinstance(item, BaseException):
                 path = str(getattr(item, "path", "") or "?")
                 report.failed.append((path, _reason(item)))

@@ -62,11 +62,12 @@ def is_cjk(ch: str) -> bool:
 def detect_language(text: str) -> str:
     """``"zh"`` when Chinese characters dominate ``text``, else ``"en"``.
 
-    A Chinese character carries about as much as an English word, so the rule compares
-    the number of Han ideographs with the number of Latin-script words: ``zh`` when
-    ideographs are at least as many as words. Code, YAML and English product names in a
-    Chinese page (as in the Kubernetes zh-cn docs) therefore do not flip it to English.
-    Text with neither (digits, symbols, empty) is ``en``.
+    A Chinese word is one or two characters, so the rule compares the number of Han
+    ideographs with the number of Latin-script words: ``zh`` when there are at least half
+    as many ideographs as words. Code, YAML and English product names in a Chinese page
+    (as in the Kubernetes zh-cn docs, some of which are half code) therefore do not flip
+    it to English, while a Chinese term or two in English prose does not flip it to
+    Chinese. Text with neither (digits, symbols, empty) is ``en``.
 
     Args:
         text: any text; only an evenly spaced sample of about 20,000 characters is read.
@@ -82,4 +83,4 @@ def detect_language(text: str) -> str:
     if not han:
         return "en"
     words = len(_LATIN_WORD_RE.findall(text))
-    return "zh" if han >= words else "en"
+    return "zh" if 2 * han >= words else "en"

@@ -48,7 +48,7 @@ __all__ = ["split_document", "split_text"]
 _LEVELS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\n[ \t]*\n\s*"),                                    # paragraphs
     re.compile(r"\n\s*"),                                            # lines
-    re.compile(r"[.!?]+[\"'”’)\]]*\s+|[。！？；！？]+[”’」』）)\"']*\s*"),     # sentences
+    re.compile(r"[.!?]+[\"'”’)\]]*\s+|[。！？；]+[”’」』）)\"']*\s*"),           # sentences
     re.compile(r"[,;:]\s+|[，、：；]\s*"),                              # clauses
     re.compile(r"\s+"),                                              # words
 )
@@ -117,14 +117,15 @@ class _Splitter:
         self.cum = _weights(text)
         self.calls = 0
         # Constant tokens per call (special tokens such as [CLS]/[SEP]).
-        self.offset = self._measure("")
+        self.offset = self.measure("")
         self.ratio = 1.0 / _SCALE  # tokens per weight unit, calibrated below
         self._real = 0.0
         self._units = 0.0
         self._calibrate()
 
     # --- estimation --------------------------------------------------------------------
-    def _measure(self, text: str) -> int:
+    def measure(self, text: str) -> int:
+        """``count_tokens(text)``, counted."""
         self.calls += 1
         return int(self.count(text))
 
@@ -136,7 +137,7 @@ class _Splitter:
         units = self.cum[sample_end] - self.cum[0]
         if units <= 0:
             return
-        real = self._measure(self.text[:sample_end]) - self.offset
+        real = self.measure(self.text[:sample_end]) - self.offset
         if real > 0:
             self._observe(real, units)
 
@@ -255,7 +256,7 @@ class _Splitter:
         start, end = self.trim(start, end)
         if start >= end:
             return []
-        tokens = self._measure(self.text[start:end])
+        tokens = self.measure(self.text[start:end])
         units = self.units(start, end)
         if units > 0 and tokens > self.offset:
             self._observe(tokens - self.offset, units)
@@ -289,8 +290,6 @@ def _regions(doc: Document) -> list[_Region]:
             if spans[i].start <= pos < spans[i].end:
                 return spans[i]
             i -= 1
-            if i >= 0 and starts[i] < pos - 1_000_000:
-                break
         return None
 
     out: list[_Region] = []
@@ -300,17 +299,32 @@ def _regions(doc: Document) -> list[_Region]:
             continue
         section = covering(sections, sec_starts, a)
         page = covering(pages, page_starts, a)
-        if doc.pages and page is None:
-            page_number = None
-        else:
-            page_number = page.number if page is not None else None
-        out.append(_Region(a, b, section.path if section is not None else (), page_number))
+        out.append(_Region(a, b, section.path if section is not None else (),
+                           page.number if page is not None else None))
     return out
 
 
 def _mergeable(prev: tuple[str, ...], nxt: tuple[str, ...]) -> bool:
     """Siblings (same parent heading), or a heading's text followed by its subsection."""
     return prev[:-1] == nxt[:-1] or nxt[:len(prev)] == prev
+
+
+@dataclass
+class _Candidate:
+    """A span to become one chunk (before measuring): ``section`` labels the chunk,
+    ``last_path`` is the section of its last region (what the next region must follow)."""
+
+    start: int
+    end: int
+    est: float
+    section: tuple[str, ...]
+    page: int | None
+    last_path: tuple[str, ...]
+
+    def accepts(self, region: _Region, size: float, budget: float) -> bool:
+        """Whether ``size`` more tokens of ``region`` may join this span."""
+        return (self.page == region.page and _mergeable(self.last_path, region.path)
+                and self.est + size <= budget)
 
 
 def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_size: int = 200,
@@ -340,7 +354,7 @@ def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_s
         >>> from knowbase.models.fake import fake_count_tokens
         >>> doc = Document(path="a.txt", text="One. Two. Three. Four.")
         >>> [c.text for c in split_document(doc, count_tokens=fake_count_tokens,
-        ...                                 chunk_size=4, chunk_overlap=0)]
+        ...                                 chunk_size=5, chunk_overlap=0)]
         ['One. Two.', 'Three. Four.']
     """
     if chunk_size < 1 or max_tokens < 1:
@@ -355,54 +369,49 @@ def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_s
     sp = _Splitter(doc.text, count_tokens, chunk_size, chunk_overlap, max_tokens)
     budget = max(chunk_size - sp.offset, 1)
 
-    # Candidate spans: (start, end, path, page).
-    candidates: list[tuple[int, int, tuple[str, ...], int | None]] = []
-    pending: list | None = None  # [start, end, est, path, page, last_path]
+    candidates: list[_Candidate] = []
+    pending: _Candidate | None = None  # the last candidate, open to merging with what follows
     for region in _regions(doc):
         size = sp.est(region.start, region.end)
         if size <= budget:
-            if (pending is not None and pending[4] == region.page and _mergeable(pending[5], region.path)
-                    and pending[2] + size <= budget):
-                pending[1] = region.end
-                pending[2] += size
-                pending[5] = region.path
-                if not pending[3]:
-                    pending[3] = region.path
+            if pending is not None and pending.accepts(region, size, budget):
+                pending.end = region.end
+                pending.est += size
+                pending.last_path = region.path
+                pending.section = pending.section or region.path
                 continue
             if pending is not None:
-                candidates.append((pending[0], pending[1], pending[3], pending[4]))
-            pending = [region.start, region.end, size, region.path, region.page, region.path]
+                candidates.append(pending)
+            pending = _Candidate(region.start, region.end, size, region.path, region.page, region.path)
             continue
         pieces = sp.split(region.start, region.end, budget)
-        lead: tuple[str, ...] = region.path
+        lead = region.path
         if pending is not None:
-            if (pending[4] == region.page and _mergeable(pending[5], region.path)
-                    and pending[2] + sp.est(pieces[0][0], pieces[0][1]) <= budget):
+            if pending.accepts(region, sp.est(pieces[0][0], pieces[0][1]), budget):
                 # A small section before a large one opens the large one's first chunk.
-                pieces.insert(0, (pending[0], region.start, -1))
-                lead = pending[3] or region.path
+                pieces.insert(0, (pending.start, region.start, -1))
+                lead = pending.section or region.path
             else:
-                candidates.append((pending[0], pending[1], pending[3], pending[4]))
-            pending = None
+                candidates.append(pending)
         spans = sp.pack(pieces, budget, no_overlap_before=region.start)
-        for s, e in spans[:-1]:
-            candidates.append((s, e, lead if s < region.start else region.path, region.page))
-        s, e = spans[-1]
-        pending = [s, e, sp.est(s, e), lead if s < region.start else region.path, region.page, region.path]
+        for s, e in spans:
+            path = lead if s < region.start else region.path
+            candidates.append(_Candidate(s, e, sp.est(s, e), path, region.page, region.path))
+        pending = candidates.pop()
     if pending is not None:
-        candidates.append((pending[0], pending[1], pending[3], pending[4]))
+        candidates.append(pending)
 
     chunks: list[Chunk] = []
-    for start, end, path, page in candidates:
-        for s, e, tokens in sp.verified(start, end, budget):
+    for cand in candidates:
+        for s, e, tokens in sp.verified(cand.start, cand.end, budget):
             if chunks and e <= chunks[-1].end:
                 continue  # only overlap left after trimming: nothing new
             if chunks and s < chunks[-1].start:
-                # Overlap reaching back past a re-split neighbour: keep starts in order.
-                s, e = sp.trim(chunks[-1].start, e)
-                tokens = sp._measure(doc.text[s:e])
-            chunks.append(Chunk(text=doc.text[s:e], start=s, end=e, index=len(chunks), section=path,
-                                page=page, tokens=tokens, path=doc.path))
+                # Overlap reaching back past a re-split neighbour: start after it instead.
+                s, e = sp.trim(chunks[-1].end, e)
+                tokens = sp.measure(doc.text[s:e])
+            chunks.append(Chunk(text=doc.text[s:e], start=s, end=e, index=len(chunks), section=cand.section,
+                                page=cand.page, tokens=tokens, path=doc.path))
     return chunks
 
 

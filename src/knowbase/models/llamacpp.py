@@ -359,22 +359,24 @@ class LlamaCppChat:
         if use_tools:
             messages = _with_tools(messages, options.tools)
             schema = tool_schema(options.tools, options.tool_choice)
-        grammar = None
+        gbnf: str | None = None
         if options.grammar:
-            grammar = llama_cpp.LlamaGrammar.from_string(options.grammar, verbose=False)
+            gbnf = options.grammar
         elif schema is not None:
             try:
-                grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                gbnf = llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(schema))
+            except (ValueError, KeyError, TypeError, AssertionError, NotImplementedError, RecursionError) as exc:
                 raise UserError(f"cannot turn the JSON schema into a grammar: {exc}", field="json_schema") from exc
         elif options.json_mode:
-            grammar = llama_cpp.LlamaGrammar.from_string(llama_cpp.llama_grammar.JSON_GBNF, verbose=False)
+            gbnf = llama_cpp.llama_grammar.JSON_GBNF
+        grammar = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False) if gbnf else None
 
         model = self.loaded()
+        # The lock is held while deltas are yielded: consume or close() the stream.
         with model.lock:
             _, prompt, response = self.fit(messages, options, model)
-            if grammar is not None:
-                check_grammar(model.llama, grammar._grammar)
+            if gbnf:
+                check_grammar(model.llama, gbnf)
             stop = list(options.stop) + ([response.stop] if isinstance(response.stop, str) else list(response.stop or []))
             kwargs: dict[str, Any] = {
                 "max_tokens": options.max_tokens if options.max_tokens is not None else -1,

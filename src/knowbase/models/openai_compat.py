@@ -353,7 +353,8 @@ class OpenAIChat:
         else:
             yield from self._with_schema_fallback(lambda: self._whole(messages, options), options)
 
-    def _with_schema_fallback(self, run: Any, options: ChatOptions) -> Iterator[str | ChatResult]:
+    def _with_schema_fallback(self, run: Callable[[], Iterator[str | ChatResult]],
+                              options: ChatOptions) -> Iterator[str | ChatResult]:
         if options.json_schema is None or self._schema_style != "json_schema":
             yield from run()
             return

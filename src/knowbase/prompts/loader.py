@@ -1,8 +1,8 @@
 """Load prompt templates from text files, safely.
 
 Templates the package ships live in ``knowbase/prompts/templates/*.txt``; users may keep
-their own in a folder (default ``$KNOWBASE_HOME/prompts``), which is searched first so a
-user file overrides a shipped one of the same name.
+their own in a folder passed as ``folder=`` (for example ``settings.home / "prompts"``),
+which is searched first so a user file overrides a shipped one of the same name.
 
 A name is a relative path of plain parts (``answer``, ``kb_answer.txt``, ``agent/react``):
 letters, digits, ``_``, ``-`` and ``.``, no ``..``, no absolute paths, no backslashes.

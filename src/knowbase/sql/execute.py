@@ -113,7 +113,8 @@ def postgres_preamble(timeout: float) -> list[str]:
     return ["SET TRANSACTION READ ONLY", f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}"]
 
 
-def run_dbapi(conn: Any, sql: str, *, preamble: Sequence[str], row_limit: int) -> tuple[tuple[str, ...], list[tuple[Any, ...]], bool]:
+def run_dbapi(conn: Any, sql: str, *, preamble: Sequence[str],
+              row_limit: int) -> tuple[tuple[str, ...], list[tuple[Any, ...]], bool]:
     """Run ``preamble`` then ``sql`` on a DBAPI connection and always roll back.
 
     Returns ``(columns, rows, truncated)``. Exceptions of the driver propagate.

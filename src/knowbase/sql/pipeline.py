@@ -113,6 +113,7 @@ class Text2SQL:
         answer: write a short answer from the rows (a second model call).
         max_tokens: most tokens the model may write for SQL.
         namespace: PostgreSQL schema to use (default ``public``).
+        tables: only these tables are shown to the model and may be queried (default all).
 
     Raises:
         DatabaseConnectError: the database cannot be opened (when first used).
@@ -124,7 +125,7 @@ class Text2SQL:
                  sample_values: int = 3, examples: Sequence[Any] | None = None, max_attempts: int = 3,
                  limit: int | None | str = "row_limit", max_tables: int = 12, k_examples: int = 3,
                  embedder: "Embedder | None" = None, answer: bool = True, max_tokens: int = 256,
-                 namespace: str | None = None) -> None:
+                 namespace: str | None = None, tables: Sequence[str] | None = None) -> None:
         self.db = open_database(db_url)
         self._model_arg = model
         self._model: ChatModel | None = None
@@ -141,6 +142,7 @@ class Text2SQL:
         self.answer = answer
         self.max_tokens = max_tokens
         self.namespace = namespace
+        self.tables = list(tables) if tables else None
         self._schema: Schema | None = None
 
     def __repr__(self) -> str:
@@ -163,9 +165,10 @@ class Text2SQL:
 
     @property
     def schema(self) -> Schema:
-        """The whole introspected schema (read once, with sample values)."""
+        """The introspected schema (read once, with sample values; ``tables`` only, if given)."""
         if self._schema is None:
-            self._schema = introspect(self.db, sample_values=self.sample_values, namespace=self.namespace)
+            schema = introspect(self.db, sample_values=self.sample_values, namespace=self.namespace)
+            self._schema = schema.subset(self.tables) if self.tables else schema
         return self._schema
 
     def schema_for(self, question: str | None = None) -> Schema:

@@ -190,7 +190,8 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
                                    c["name"] in pk_cols or bool(c.get("primary_key")), c.get("comment") or None))
             tables.append(Table(name, tuple(cols), fks, comment))
     except SQLAlchemyError as exc:
-        raise SQLExecutionError(f"cannot read the schema of {db.display_url}: {exc}", sql=None, reason=str(exc)) from exc
+        raise SQLExecutionError(f"cannot read the schema of {db.display_url}: {exc}", sql=None,
+                                reason=str(exc)) from exc
     if sample_values > 0:
         tables = [_with_samples(db, t, sample_values, namespace, sample_timeout) for t in tables]
     return Schema(db.dialect, tuple(tables), namespace)

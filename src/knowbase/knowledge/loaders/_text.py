@@ -3,7 +3,8 @@
 Encoding detection order (cheapest and surest first):
 
 1. a byte-order mark (UTF-32, UTF-8-SIG, UTF-16 LE/BE);
-2. strict UTF-8 (most files; also plain ASCII);
+2. UTF-8 (most files; also plain ASCII), tolerating one invalid byte per 1,000 (each
+   becomes U+FFFD) so a stray byte does not send a UTF-8 file to guessing;
 3. charset-normalizer's best guess (https://github.com/jawah/charset_normalizer);
 4. for short Chinese texts, where statistical detection has too little to go on,
    GB18030 and Big5 are tried strictly and scored by how many of the decoded characters
@@ -177,6 +178,10 @@ def decode_bytes(data: bytes, *, path: Path | str = "<bytes>") -> tuple[str, str
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
         utf8_error = exc
+    lenient = data.decode("utf-8", errors="replace")
+    if lenient.count("\ufffd") * 1000 <= len(data):
+        # UTF-8 with a stray byte or two (a pasted cp1252 quote): keep it, mark the bytes.
+        return lenient, "utf-8"
     from charset_normalizer import from_bytes
 
     guess = _pick(from_bytes(data))

@@ -273,6 +273,10 @@ _CJK_PUNCT_RE = re.compile("[\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f]")
 
 def _join_lines(lines: list[str]) -> str:
     """Join soft-wrapped lines: nothing between two CJK characters, a space otherwise."""
+    if len(lines) == 1:
+        return lines[0].strip()
+    if all(line.isascii() for line in lines):
+        return " ".join(part for part in (line.strip() for line in lines) if part)
     out = lines[0].strip()
     for line in lines[1:]:
         line = line.strip()
@@ -396,6 +400,25 @@ def _fill(builder: TextBuilder, text: str, lang: str, warnings: list[str], *,
     flush()
 
 
+def _first_h1(body: str) -> str:
+    """Text of the first level-1 ATX heading outside fenced code ("" if none)."""
+    fence = ""
+    for line in body.split("\n"):
+        head = line.lstrip()
+        if fence:
+            if head.startswith(fence) and not head.strip().strip(fence[0]):
+                fence = ""
+            continue
+        if head.startswith(("```", "~~~")):
+            fence = head[:3]
+            continue
+        if head.startswith("# ") or head.startswith("#\t"):
+            m = _ATX_RE.match(line)
+            if m and len(m.group(1)) == 1:
+                return clean_inline(_ANCHOR_RE.sub("", m.group(2) or "")).strip()
+    return ""
+
+
 def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
                          default_title: str = "") -> Document:
     """Convert Markdown source to a :class:`Document` (see the module docstring).
@@ -408,12 +431,13 @@ def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8"
     """
     source = normalize_text(source)
     meta, body, warnings = _front_matter(source)
-    body = strip_comments_and_shortcodes(body)
+    if "<!--" in body:
+        body = _strip_html_comments(body)
     lang = detect_language(body)
+    body = strip_comments_and_shortcodes(body, lang=lang)
     title = meta.get("title") if isinstance(meta.get("title"), str) else ""
     title = clean_inline(strip_comments_and_shortcodes(title, lang=lang)).strip() if title else ""
-    first_h1 = re.search(r"^ {0,3}#[ \t]+(.+?)[ \t]*#*[ \t]*$", body, re.M)
-    h1 = clean_inline(_ANCHOR_RE.sub("", first_h1.group(1))).strip() if first_h1 else ""
+    h1 = _first_h1(body)
     description = meta.get("description") if isinstance(meta.get("description"), str) else ""
     if description:
         description = strip_comments_and_shortcodes(description, lang=lang).strip()
@@ -426,7 +450,7 @@ def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8"
     if warnings:
         metadata["warnings"] = warnings
     return Document(path=path, text=text, title=title or h1 or default_title, metadata=metadata,
-                    sections=sections, language=detect_language(text))
+                    sections=sections, language=lang)
 
 
 class MarkdownLoader:

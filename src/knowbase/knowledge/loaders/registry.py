@@ -22,7 +22,6 @@ import logging
 import os
 import stat
 from functools import lru_cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping, Protocol, runtime_checkable
@@ -79,6 +78,14 @@ class Loader(Protocol):
         ...
 
 
+def _entry_points(group: str) -> list:
+    """Installed entry points of ``group`` (importlib.metadata is imported only here: it
+    is slow to import and ``knowbase --help`` must stay fast)."""
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=group))
+
+
 def _import(target: str) -> object:
     module, _, attr = target.partition(":")
     obj: object = importlib.import_module(module)
@@ -95,7 +102,7 @@ def available_loaders() -> Mapping[str, Loader]:
     """
     table: dict[str, Loader] = {}
     targets = [(name, target, True) for name, target in _BUILTIN.items()]
-    for ep in entry_points(group=LOADER_GROUP):
+    for ep in _entry_points(LOADER_GROUP):
         if _BUILTIN.get(ep.name) != ep.value:
             targets.append((ep.name, ep.value, False))
     for name, target, builtin in targets:

@@ -1,0 +1,220 @@
+"""Cited answers on the Kubernetes sample: correctness, citation precision, abstention, latency.
+
+Runs the questions of ``benches/data/kb_questions.jsonl`` (30 English, 30 Chinese, 20 the
+sample cannot answer) through ``KnowledgeBase.ask_stream`` on a knowledge base built from
+``samples/k8s/en`` and ``samples/k8s/zh-cn``, with the embedded Qwen2.5-Coder-1.5B by
+default, or with no model at all (``--extractive``).
+
+Figures (per group and overall):
+
+* retrieval hit: a passage given to the model comes from a page that answers the question;
+* citation precision: cited passages that come from a right page / all cited passages
+  (micro-averaged over answered, answerable questions); the English and Chinese versions
+  of a page count as the same page (they state the same facts);
+* correctness (automatic): the answer holds every key term of the reference answer
+  (each term may list alternatives; numbers and Latin words match as whole words,
+  Chinese as substrings); ``term share`` is the mean share of key terms found. Abstaining
+  on an answerable question counts as wrong. The answers are printed for a person to judge;
+* abstention rate: on the unanswerable group it should be 1; on the others, 0;
+* time to first source (the ``sources`` event, retrieval done) and time to first answer
+  token, p50, seconds, measured from the call; model loading and one warm-up call come
+  before the clock starts.
+
+Ingest uses the bench embedding cache (not measured here); questions are embedded for
+real. Tracing is off; the knowledge base lives in a temporary ``KNOWBASE_HOME``.
+
+Usage::
+
+    .venv/bin/python benches/kb_answers.py --limit 3                  # 3 per group, Qwen
+    .venv/bin/python benches/kb_answers.py --extractive               # all 80, no model
+    .venv/bin/python benches/kb_answers.py --lang zh --limit 5 --model llamacpp:smollm2-135m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import SAMPLE, bench_home, cached_embedder, load_questions, percentile, print_table  # noqa: E402
+
+GROUPS = ("en", "zh", "none")
+
+
+def group_of(q: dict[str, Any]) -> str:
+    return q["lang"] if q["answerable"] else "none"
+
+
+def term_found(term: str, text: str) -> bool:
+    """Whole-word, case-insensitive match for ASCII terms; substring for others."""
+    if term.isascii():
+        return re.search(rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9])", text, re.IGNORECASE) is not None
+    return term.lower() in text.lower()
+
+
+_CITATION = re.compile(r"\[\d+(?:\s*[,，、]\s*\d+)*\]")
+
+
+def key_term_share(key_terms: Sequence[str | Sequence[str]], text: str) -> float:
+    """Share of key terms (each a string or a list of alternatives) found in ``text``, citation
+    markers such as ``[2]`` removed first (so they never count as the number 2); 1.0 if none."""
+    if not key_terms:
+        return 1.0
+    text = _CITATION.sub(" ", text)
+    hits = sum(1 for k in key_terms if any(term_found(a, text) for a in ([k] if isinstance(k, str) else k)))
+    return hits / len(key_terms)
+
+
+def on_page(path: str, pages: Sequence[str]) -> bool:
+    """True when ``path`` is one of ``pages`` (``en/...`` or ``zh-cn/...`` under the sample) in
+    either language: the English and Chinese versions of a page state the same facts."""
+    p = path.replace("\\", "/")
+    for page in pages:
+        rest = page.split("/", 1)[1]
+        if p.endswith("/en/" + rest) or p.endswith("/zh-cn/" + rest):
+            return True
+    return False
+
+
+def rel(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(SAMPLE.resolve()))
+    except ValueError:
+        return path
+
+
+def ask_one(kb: Any, q: dict[str, Any], *, model: Any, k: int, extractive: bool) -> dict[str, Any]:
+    """Ask one question; returns a record with the answer, checks and timings (seconds)."""
+    t0 = time.perf_counter()
+    t_sources = t_first = None
+    answer = None
+    for event in kb.ask_stream(q["question"], model=model, k=k, extractive=extractive):
+        now = time.perf_counter() - t0
+        if event.kind == "sources" and t_sources is None:
+            t_sources = now
+        elif event.kind == "delta" and t_first is None and event.text.strip():
+            t_first = now
+        elif event.kind == "answer":
+            answer = event.answer
+    total = time.perf_counter() - t0
+    assert answer is not None
+    cited = [c.chunk.path for c in answer.citations]
+    pages = q["pages"]
+    return {
+        "id": q["id"], "group": group_of(q), "question": q["question"], "reference": q["answer"],
+        "answer": answer.text, "abstained": answer.abstained,
+        "citations": [f"[{c.n}] {rel(c.chunk.path)}" for c in answer.citations],
+        "invalid_citations": list(answer.invalid_citations),
+        "retrieval_hit": any(on_page(p.chunk.path, pages) for p in answer.passages) if pages else None,
+        "cited": len(cited), "cited_right": sum(1 for p in cited if on_page(p, pages)) if pages else 0,
+        "term_share": key_term_share(q["key_terms"], answer.text) if q["answerable"] and not answer.abstained else 0.0,
+        "t_sources": t_sources, "t_first_token": t_first, "t_total": total,
+    }
+
+
+def summarize(records: list[dict[str, Any]]) -> list[Any]:
+    """One table row: n, retrieval hit, citation precision, correct, term share, abstained, latencies."""
+    n = len(records)
+    answerable = [r for r in records if r["group"] != "none"]
+    answered = [r for r in answerable if not r["abstained"]]
+    cited = sum(r["cited"] for r in answered)
+    ttfs = [r["t_sources"] for r in records if r["t_sources"] is not None]
+    ttft = [r["t_first_token"] for r in records if r["t_first_token"] is not None]
+    return [
+        n,
+        sum(1 for r in answerable if r["retrieval_hit"]) / len(answerable) if answerable else None,
+        sum(r["cited_right"] for r in answered) / cited if cited else None,
+        sum(1 for r in answerable if r["term_share"] == 1.0) / len(answerable) if answerable else None,
+        sum(r["term_share"] for r in answerable) / len(answerable) if answerable else None,
+        sum(1 for r in records if r["abstained"]) / n if n else None,
+        percentile(ttfs, 50) if ttfs else None,
+        percentile(ttft, 50) if ttft else None,
+        percentile([r["t_total"] for r in records], 50) if records else None,
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="first N questions of each group")
+    parser.add_argument("--lang", action="append", choices=GROUPS,
+                        help="groups to run (repeatable): en, zh, none (the unanswerable); default all")
+    parser.add_argument("--model", default=None, help="chat model string (default: configured, the embedded Qwen)")
+    parser.add_argument("--extractive", action="store_true", help="no model: extractive answers")
+    parser.add_argument("--embedder", default=None, help="embedder model string (default: configured, MiniLM)")
+    parser.add_argument("-k", type=int, default=4, help="passages per question")
+    parser.add_argument("--kb", type=Path, default=None,
+                        help="an existing knowledge base file (.db) built from samples/k8s with the default embedder; "
+                             "skips the ingest (it is opened, never written)")
+    parser.add_argument("--json", type=Path, default=None, help="write every record to this file")
+    parser.add_argument("--quiet", action="store_true", help="do not print each answer")
+    args = parser.parse_args(argv)
+
+    from knowbase.knowledge.base import KnowledgeBase
+    from knowbase.models.registry import get_embedder
+
+    groups = args.lang or list(GROUPS)
+    chosen: list[dict[str, Any]] = []
+    for g in groups:
+        chosen += [q for q in load_questions() if group_of(q) == g][: args.limit]
+    records: list[dict[str, Any]] = []
+    with bench_home():
+        if args.kb is None:
+            kb = KnowledgeBase.create("k8s-sample", embedder=cached_embedder(args.embedder))
+            t0 = time.perf_counter()
+            report = kb.ingest([SAMPLE / "en", SAMPLE / "zh-cn"])
+            built = (f"built: {len(report.added)} files, {report.chunks} chunks, ingest {time.perf_counter() - t0:.1f} s "
+                     f"(cached vectors)")
+            kb.close()
+        embedder = get_embedder(args.embedder, tracing=False)   # real query embedding from here on
+        embedder.embed(["warm up"])
+        kb = KnowledgeBase.open(args.kb or "k8s-sample", embedder=embedder)
+        if args.kb is not None:
+            stats = kb.stats()
+            built = f"opened {args.kb}: {stats['documents']} documents, {stats['chunks']} chunks"
+
+        model = None
+        label = "extractive (no model)"
+        if not args.extractive:
+            model = kb.chat_model(args.model)
+            label = model.spec
+            t_load = time.perf_counter()
+            model.chat("Say OK.", max_tokens=2)        # load the weights before the clock runs
+            print(f"model {label} loaded and warmed up in {time.perf_counter() - t_load:.1f} s", flush=True)
+        print(f"sample knowledge base {built}; {len(chosen)} questions; {label}", flush=True)
+        for q in chosen:
+            r = ask_one(kb, q, model=model, k=args.k, extractive=args.extractive)
+            records.append(r)
+            if not args.quiet:
+                verdict = ("abstained" if r["abstained"] else
+                           f"terms {r['term_share']:.2f}" if r["group"] != "none" else "ANSWERED (should abstain)")
+                ttft = f"{r['t_first_token']:.1f}" if r["t_first_token"] is not None else "-"
+                print(f"\n[{r['id']}] {r['question']}\n  answer: {r['answer'].strip()[:400]}\n"
+                      f"  cites: {'; '.join(r['citations']) or '-'}"
+                      f"{'  INVALID ' + str(r['invalid_citations']) if r['invalid_citations'] else ''}\n"
+                      f"  reference: {r['reference']}\n  check: {verdict}; retrieval hit {r['retrieval_hit']}; "
+                      f"sources {r['t_sources']:.2f} s, first token {ttft} s, total {r['t_total']:.1f} s", flush=True)
+        kb.close()
+    headers = ["group", "n", "retrieval hit", "citation precision", "correct", "term share", "abstained",
+               "first source p50 s", "first token p50 s", "total p50 s"]
+    rows = [[g, *summarize([r for r in records if r["group"] == g])] for g in groups if any(r["group"] == g for r in records)]
+    rows.append(["all", *summarize(records)])
+    notes = [f"answers by {label}; k={args.k}; " + (f"--limit {args.limit} per group" if args.limit else "all questions"),
+             "abstained: share of the group's questions answered with an abstention (goal: 1 on none, 0 elsewhere)",
+             "correct: every key term of the reference answer present (automatic; read the answers above)",
+             "citation precision: cited passages from a page that answers the question / all cited passages"]
+    print()
+    print_table("Answers on the Kubernetes sample", headers, rows, notes=notes, digits=2)
+    if args.json:
+        args.json.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""PostgreSQL: the statements issued, and a real server when one can be started locally.
+
+The server tests run a throwaway cluster (``initdb`` + ``postgres`` as the ``postgres``
+user, listening on a Unix socket only, no TCP) and are skipped when the binaries, the
+user or the ``psycopg`` driver are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from knowbase.sql.database import open_database
+from knowbase.sql.execute import postgres_preamble, run_dbapi
+
+
+class RecordingCursor:
+    def __init__(self, log: list[str], rows: list[tuple[int]]) -> None:
+        self.log, self.rows = log, rows
+        self.description = [("n",)]
+
+    def execute(self, sql: str) -> None:
+        self.log.append(sql)
+        if "boom" in sql:
+            raise RuntimeError("boom")
+
+    def fetchmany(self, size: int) -> list[tuple[int]]:
+        return self.rows[:size]
+
+    def close(self) -> None:
+        self.log.append("close")
+
+
+class RecordingConnection:
+    def __init__(self, rows: list[tuple[int]]) -> None:
+        self.log: list[str] = []
+        self.rows = rows
+
+    def cursor(self) -> RecordingCursor:
+        return RecordingCursor(self.log, self.rows)
+
+    def rollback(self) -> None:
+        self.log.append("ROLLBACK")
+
+
+def test_preamble_opens_a_read_only_transaction_with_a_timeout() -> None:
+    assert postgres_preamble(2.5) == ["SET TRANSACTION READ ONLY", "SET LOCAL statement_timeout = 2500"]
+    assert postgres_preamble(0.0001)[1] == "SET LOCAL statement_timeout = 1"
+
+
+def test_run_dbapi_issues_preamble_then_query_and_always_rolls_back() -> None:
+    conn = RecordingConnection([(1,), (2,), (3,)])
+    columns, rows, truncated = run_dbapi(conn, "SELECT n FROM t", preamble=postgres_preamble(1), row_limit=2)
+    assert (columns, rows, truncated) == (("n",), [(1,), (2,)], True)
+    assert conn.log == ["SET TRANSACTION READ ONLY", "SET LOCAL statement_timeout = 1000", "SELECT n FROM t", "close",
+                        "ROLLBACK"]
+    failing = RecordingConnection([])
+    with pytest.raises(RuntimeError):
+        run_dbapi(failing, "SELECT boom", preamble=[], row_limit=1)
+    assert failing.log[-1] == "ROLLBACK"
+
+
+def test_postgres_engine_is_read_only_by_default() -> None:
+    pytest.importorskip("psycopg")
+    db = open_database("postgresql://reader@127.0.0.1:1/shop")
+    assert db.engine.url.drivername == "postgresql+psycopg"
+    assert db.dialect == "postgres"
+
+
+# --- a real local server --------------------------------------------------------------------
+def _pg_bin() -> Path | None:
+    for base in (Path("/usr/lib/postgresql"),):
+        if base.is_dir():
+            for version in sorted(base.iterdir(), reverse=True):
+                if (version / "bin" / "initdb").exists():
+                    return version / "bin"
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    pytest.importorskip("psycopg")
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries not found")
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server")
+        if not shutil.which("runuser"):
+            pytest.skip("runuser not found")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    root = Path(tempfile.mkdtemp(prefix="kb_pg_"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    if as_user:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+    proc = None
+    try:
+        init = subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                              capture_output=True, text=True, timeout=180)
+        if init.returncode != 0:
+            pytest.skip(f"initdb failed: {init.stderr.strip()[:200]}")
+        port = 54000 + os.getpid() % 1000
+        proc = subprocess.Popen([*as_user, str(bindir / "postgres"), "-D", str(data), "-k", str(sock), "-p", str(port),
+                                 "-c", "listen_addresses=", "-c", "fsync=off"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import psycopg
+
+        dsn = f"host={sock} port={port} user=postgres dbname=postgres"
+        for _ in range(120):
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, city text)")
+                    conn.execute("COMMENT ON TABLE customers IS 'People who buy'")
+                    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers(id),"
+                                 " amount numeric, status text)")
+                    conn.execute("INSERT INTO customers VALUES (1, 'Ann', 'Paris'), (2, 'Bob', 'Oslo'), (3, 'Cy', 'Paris')")
+                    conn.execute("INSERT INTO orders VALUES (1, 1, 10, 'paid'), (2, 1, 5, 'paid'), (3, 2, 7, 'open')")
+                break
+            except psycopg.OperationalError:
+                if proc.poll() is not None:
+                    pytest.skip("postgres exited at start")
+                time.sleep(0.5)
+        else:
+            pytest.skip("postgres did not accept connections")
+        yield f"postgresql://postgres@/postgres?host={sock}&port={port}", dsn
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _count(dsn: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+
+
+def test_postgres_ask_and_guards(pg_url) -> None:
+    from knowbase.models.base import ChatModel
+    from knowbase.models.fake import FakeChat
+    from knowbase.sql.errors import QueryTimeoutError, SQLRefusedError
+    from knowbase.sql.execute import execute
+    from knowbase.sql.pipeline import Text2SQL
+
+    url, dsn = pg_url
+    model = ChatModel(FakeChat(["```sql\nSELECT c.name, SUM(o.amount) AS total FROM customers c JOIN orders o "
+                                "ON o.customer_id = c.id GROUP BY c.name ORDER BY total DESC\n```", "Ann spent most."]))
+    t2s = Text2SQL(url, model=model, timeout=2.0)
+    schema_text = t2s.prompt_schema()
+    assert "CREATE TABLE customers ( -- People who buy" in schema_text
+    assert "FOREIGN KEY (customer_id) REFERENCES customers(id)" in schema_text
+    assert "-- values: 'Paris'" in schema_text
+    result = t2s.ask("Who spent the most?")
+    assert result.error is None
+    assert [(name, float(total)) for name, total in result.rows] == [("Ann", 15.0), ("Bob", 7.0)]
+    assert result.sql.endswith("LIMIT 1000")
+    db = open_database(url)
+    before = _count(dsn)
+    with pytest.raises(SQLRefusedError):          # the engine alone: a read-only transaction
+        execute(db, "DELETE FROM orders", timeout=2.0)
+    with pytest.raises(SQLRefusedError):
+        execute(db, "CREATE TABLE x (a int)", timeout=2.0)
+    with pytest.raises(QueryTimeoutError):        # statement_timeout
+        execute(db, "SELECT pg_sleep(5)", timeout=0.3)
+    assert _count(dsn) == before == 3
+    refused = Text2SQL(url, model=ChatModel(FakeChat(default="SELECT pg_read_file('/etc/passwd')")),
+                       max_attempts=2).ask("read a file")
+    assert refused.error.startswith("refused") and refused.rows == []
