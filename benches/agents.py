@@ -45,9 +45,12 @@ CONFIGS: dict[str, tuple[str, str]] = {
     "react-text-free": ("react text", "none"),
     "react-json": ("react json", "json schema"),
     "react-json-free": ("react json", "none"),
+    # functions: the backend constrains the call format (llama.cpp grammar / OpenAI tools);
+    # functions-req: the first turn must call a tool (tool_choice="required")
     "functions": ("functions", "backend"),
+    "functions-req": ("functions+req", "backend"),
 }
-DEFAULT_CONFIGS = "router,react-text,react-text-free,react-json,functions"
+DEFAULT_CONFIGS = "router,react-text,react-text-free,react-json,functions,functions-req"
 
 
 class CountingBackend:
@@ -88,7 +91,8 @@ def build_agent(config: str, model: Any, tools: list[Any]) -> Callable[[str], An
         fmt = "json" if "json" in config else "text"
         return ReActAgent(model, tools, format=fmt, constrained=not config.endswith("-free"), max_steps=4,
                           step_max_tokens=80).run
-    return FunctionCallingAgent(model, tools, max_steps=4, step_max_tokens=64).run
+    return FunctionCallingAgent(model, tools, max_steps=4, step_max_tokens=64,
+                                require_tool=config == "functions-req").run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"model: {args.model}   tasks: {len(tasks)} ({'first ' + str(args.limit) + ' per kind' if args.limit else 'all'})"
           f"   kb: samples/k8s/en ({args.embedder} embedder, hybrid search)")
-    header = f"{'agent':<12} {'constraint':<12} {'success':>8} {'arith':>6} {'kb':>6} {'multi':>6} " \
+    header = f"{'agent':<13} {'constraint':<12} {'success':>8} {'arith':>6} {'kb':>6} {'multi':>6} " \
              f"{'steps':>6} {'retry/call':>10} {'s/task':>7} {'tok/task':>9}"
     print(header)
     print("-" * len(header))
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             return f"{sum(r['ok'] for r in sel)}/{len(sel)}" if sel else "-"
 
         calls = sum(r["calls"] for r in mine)
-        print(f"{agent:<12} {constraint:<12} {rate(None):>8} {rate('arithmetic'):>6} {rate('kb'):>6} "
+        print(f"{agent:<13} {constraint:<12} {rate(None):>8} {rate('arithmetic'):>6} {rate('kb'):>6} "
               f"{rate('multi'):>6} {sum(r['steps'] for r in mine) / len(mine):>6.2f} "
               f"{(sum(r['retries'] for r in mine) / calls if calls else 0):>10.2f} "
               f"{sum(r['seconds'] for r in mine) / len(mine):>7.1f} {sum(r['tokens'] for r in mine) / len(mine):>9.0f}")

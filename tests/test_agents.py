@@ -439,6 +439,13 @@ def test_functions_understand_tool_calls_written_as_text_and_retry_empty_replies
     assert fake.calls[1][0][-1].tool_call_id == "call_0"
 
 
+def test_functions_require_tool_on_the_first_turn_only() -> None:
+    model, fake = scripted(ToolCall("calculator", {"expression": "1234*5678"}, "a"), "7006652")
+    result = FunctionCallingAgent(model, [calculator], require_tool=True).run("1234 * 5678?")
+    assert result.answer == "7006652" and result.steps[0].observation == "7006652"
+    assert [opts.tool_choice for _, opts in fake.calls] == ["required", "auto"]
+
+
 def test_functions_loop_is_stopped_by_max_steps() -> None:
     model, fake = scripted(default=ToolCall("calculator", {"expression": "1+1"}, "x"))
     result = FunctionCallingAgent(model, [calculator], max_steps=4).run("loop")

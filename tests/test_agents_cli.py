@@ -94,3 +94,21 @@ def test_resume_unknown_run() -> None:
 
 def test_list_when_empty() -> None:
     assert invoke("agent", "list").output == "no saved agent runs\n"
+
+
+def test_run_functions_with_a_knowledge_base() -> None:
+    from knowbase.knowledge.base import KnowledgeBase
+
+    with KnowledgeBase.create("notes", embedder="fake") as kb:
+        kb.add_texts(["The office wifi password rotates every Monday."], source="notes")
+    res = invoke("agent", "run", "--type", "functions", "--kb", "notes", "--model", "fake:It rotates on Mondays.",
+                 "--json", "When does the wifi password change?")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert (data["answer"], data["status"]) == ("It rotates on Mondays.", "finished")
+
+
+def test_sql_query_needs_a_database() -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["agent", "run", "--tools", "sql_query", "--model", "fake:x", "how many orders?"])
+    assert exit_.value.code == 1

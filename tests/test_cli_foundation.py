@@ -243,3 +243,15 @@ def test_chat_session_remembers_across_invocations(knowbase_home: Path) -> None:
     assert [m["content"] for m in sent] == ["My name is Ada.", "echo: My name is Ada.", "What is my name?"]
     listed = run("memory", "list", "--json")
     assert listed.exit_code == 0 and [(s["id"], s["turns"]) for s in json.loads(listed.output)] == [("planning", 2)]
+
+
+def test_announcement_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from knowbase.config import Settings
+
+    monkeypatch.setenv("KNOWBASE_MODELS_DIR", str(tmp_path / "empty-models"))
+    chat_cli._announce_first_use("llamacpp:qwen2.5-coder-1.5b", Settings.load())
+    err = capsys.readouterr().err
+    assert err == f"Assembling Qwen2.5-Coder-1.5B-Instruct Q4_K_M into {tmp_path / 'empty-models'} (once, 1.1 GB)...\n"
+    chat_cli._announce_first_use("llamacpp:smollm2-135m", Settings.load())
+    chat_cli._announce_first_use("fake", Settings.load())
+    assert capsys.readouterr().err == ""

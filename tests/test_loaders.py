@@ -677,3 +677,27 @@ def test_bundled_sample_loads_cleanly() -> None:
         assert "<!--" not in doc.text and "{{<" not in doc.text.replace("{{</*", ""), item
         count += 1
     assert count >= 60
+
+
+def test_escaped_shortcodes_literal_in_code_rendered_in_prose() -> None:
+    source = ('通过{{</* glossary_tooltip text="镜像 Pod" term_id="mirror-pod" */>}} 来表示\n\n'
+              '```\n{{</* note */>}}\n```\n{% raw %}after')
+    assert strip_comments_and_shortcodes(source) == "通过镜像 Pod 来表示\n\n```\n{{< note >}}\n```\nafter"
+
+
+def test_html_in_gbk_with_meta_charset(tmp_path: Path) -> None:
+    page = (f'<html><head><meta charset="gbk"><title>容器</title></head>'
+            f'<body><nav>首页</nav><article><h1>概述</h1><p>{ZH_SIMPLIFIED}</p></article></body></html>')
+    path = tmp_path / "zh.html"
+    path.write_bytes(page.encode("gbk"))
+    doc = load_document(path)
+    assert doc.title == "容器" and doc.language == "zh"
+    assert doc.text == "概述\n\n" + ZH_SIMPLIFIED  # the nav is dropped
+    assert doc.metadata["encoding"] == "gb18030"
+
+
+def test_home_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "note.txt").write_text("hello")
+    doc = load_document("~/note.txt")
+    assert doc.path == str(tmp_path / "note.txt") and doc.text == "hello"

@@ -10,6 +10,7 @@ vectors for a causal model like SmolLM2, not one pooled vector per text).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -59,11 +60,13 @@ def smollm2_path() -> Path:
 def llama_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on a free 127.0.0.1 port, serving SmolLM2."""
     port = _free_port()
+    threads = int(os.environ.get("KNOWBASE_N_THREADS") or os.cpu_count() or 2)  # as the in-process backend
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--model_alias", "smollm2"],
+             "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads), "--n_threads_batch", str(threads),
+             "--model_alias", "smollm2"],
             stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     try:

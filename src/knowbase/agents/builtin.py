@@ -100,7 +100,9 @@ def excerpt(text: str, query: str | None, max_chars: int) -> str:
 
 
 def format_passages(hits: Sequence[Any], *, max_chars: int = 600, query: str | None = None) -> str:
-    """Number retrieved chunks for a prompt: ``[1] path § section`` then the text.
+    """Number retrieved chunks for a prompt: ``[1] folder/file § section`` then the text.
+
+    The source is the last two parts of the chunk's path (prompt tokens are precious).
 
     Args:
         hits: :class:`~knowbase.knowledge.types.ScoredChunk` (or Chunk) objects, best first.
@@ -112,7 +114,7 @@ def format_passages(hits: Sequence[Any], *, max_chars: int = 600, query: str | N
     out = []
     for n, hit in enumerate(hits, 1):
         chunk = getattr(hit, "chunk", hit)
-        source = getattr(chunk, "path", "") or "?"
+        source = "/".join(str(getattr(chunk, "path", "") or "?").replace("\\", "/").split("/")[-2:])
         section = getattr(chunk, "section", ())
         if section:
             source += " § " + " > ".join(section)
@@ -145,19 +147,6 @@ def make_kb_search(kb: Searchable, *, k: int = 3, mode: str = "hybrid", max_char
     return Tool.from_function(kb_search, name=name, description=description)
 
 
-def _html_to_text(html: str) -> str:
-    try:
-        from selectolax.lexbor import LexborHTMLParser as HTMLParser
-    except ImportError:  # pragma: no cover - selectolax is a core dependency
-        html = re.sub(r"(?is)<(script|style|noscript)\b.*?</\1\s*>", " ", html)
-        return re.sub(r"<[^>]+>", " ", html)
-    tree = HTMLParser(html)
-    for node in tree.css("script, style, noscript"):
-        node.decompose()
-    body = tree.body or tree.root
-    return body.text(separator=" ") if body is not None else ""
-
-
 def make_http_get(allowed_hosts: Sequence[str] | Any, *, allow_private: bool = False, timeout: float = 10.0,
                   max_bytes: int = 2_000_000, max_chars: int = 2000, transport: Any = None) -> Tool:
     """A tool fetching a URL from allowlisted hosts only (SSRF rules of :class:`UrlGuard`).
@@ -185,7 +174,9 @@ def make_http_get(allowed_hosts: Sequence[str] | Any, *, allow_private: bool = F
         result = fetch(url, guard=guard, timeout=timeout, max_bytes=max_bytes, transport=transport)
         text = result.text
         if "html" in result.headers.get("content-type", ""):
-            text = _html_to_text(text)
+            from knowbase.chains.requests import html_to_text
+
+            text = html_to_text(text)
         return f"HTTP {result.status}\n" + " ".join(text.split())
 
     return Tool.from_function(http_get, timeout=timeout + 1.0, max_chars=max_chars)

@@ -36,6 +36,8 @@ class FunctionCallingAgent:
         budget: a :class:`Budget` instead of the three limits.
         max_retries: empty replies sent back per turn before giving up.
         step_max_tokens: most tokens per model reply.
+        require_tool: the first turn must call a tool (``tool_choice="required"``); later
+            turns may answer. Small models otherwise often answer from memory (and wrongly).
         system: replace the system prompt.
         on_step: called with each :class:`AgentStep` as it finishes.
         tracer: a trace store for the run's spans; default the model's.
@@ -43,13 +45,14 @@ class FunctionCallingAgent:
 
     def __init__(self, model: ChatModel, tools: ToolsLike, *, max_steps: int | None = None,
                  max_tokens: int | None = None, max_seconds: float | None = None, budget: Budget | None = None,
-                 max_retries: int = 1, step_max_tokens: int = 192, system: str | None = None,
-                 on_step: StepCallback | None = None, tracer: Any = None) -> None:
+                 max_retries: int = 1, step_max_tokens: int = 192, require_tool: bool = False,
+                 system: str | None = None, on_step: StepCallback | None = None, tracer: Any = None) -> None:
         self.model = model
         self.tools = as_toolbox(tools)
         self.budget = make_budget(budget, max_steps, max_tokens, max_seconds, 6)
         self.max_retries = max_retries
         self.step_max_tokens = step_max_tokens
+        self.require_tool = require_tool
         self.system = system
         self.on_step = on_step
         self.tracer = tracer
@@ -75,7 +78,8 @@ class FunctionCallingAgent:
                 run.meter.steps += 1
                 turn += 1
                 with span(f"turn {turn}", kind="agent") as sp:
-                    got = self._reply(run, messages, options)
+                    first = turn == 1 and self.require_tool
+                    got = self._reply(run, messages, options.merged(tool_choice="required") if first else options)
                     if isinstance(got, AgentResult):
                         return got
                     reply, calls, retries = got

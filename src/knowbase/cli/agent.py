@@ -138,7 +138,7 @@ def agent() -> None:
               help="router: pick one tool; react: Thought/Action loop; functions: native tool calls; "
                    "auto: plan tasks toward a goal (saved, resumable).")
 @click.option("--tools", "tools", multiple=True, help="Comma-separated tool names (default: calculator, "
-              "current_time, plus kb_search with --kb and http_get with --allow-host).")
+              "current_time, plus kb_search with --kb, sql_query with --db, http_get with --allow-host).")
 @click.option("--kb", "kb", default=None, help="Knowledge base for kb_search.")
 @click.option("--db", "db", default=None, help="Database for sql_query (SQLite path or SQLAlchemy URL; read-only).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Host http_get may fetch (repeatable).")
@@ -151,7 +151,8 @@ def agent() -> None:
               help="ReAct step format.")
 @click.option("--executor", type=click.Choice(["react", "functions"]), default="react", show_default=True,
               help="Sub-agent of --type auto.")
-@click.option("--no-constrain", is_flag=True, help="Do not constrain step formats with grammars/JSON Schema.")
+@click.option("--no-constrain", is_flag=True,
+              help="router/react: do not constrain step formats with grammars or JSON Schema.")
 @click.option("--memory-embedder", default=None, help="Embedder of the auto agent's memory (default: configured).")
 @click.option("--feedback/--no-feedback", default=None,
               help="Ask for feedback between auto steps (default: when stdin is a terminal).")

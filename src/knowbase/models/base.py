@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -155,7 +155,15 @@ class ChatOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form, for traces and cache keys."""
-        return {k: v for k, v in asdict(self).items() if v not in (None, (), False)}
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value in (None, (), False):
+                continue
+            if name == "tools":
+                value = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in value]
+            out[name] = value
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,11 @@ is recorded under the same trace id, with the innermost span as its parent::
         model.chat(prompt)            # recorded under "ask"
 
 Span rows are written once, when the span ends (status ``ok`` or ``error``), so an
-interrupted run leaves no half-written rows.
+interrupted run leaves no half-written rows. Rows produced inside an open trace (calls and
+spans) are buffered on the root span and written in one transaction per store when the
+trace ends, or every :data:`FLUSH_EVERY` rows in long runs (the batching idea of
+OpenTelemetry's BatchSpanProcessor, without a thread): a traced 3-step chain costs one
+commit instead of four.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class Span:
     ended: float | None = None
     status: str = "ok"
     error: str | None = None
+    root: "Span | None" = None
+    pending: list[tuple["TraceStore", str, dict[str, Any]]] = field(default_factory=list)
 
     def set(self, **attributes: Any) -> None:
         """Attach attributes (JSON-serialisable) that are saved with the span."""
@@ -49,6 +55,9 @@ class Span:
 
 
 _CURRENT: ContextVar[Span | None] = ContextVar("knowbase_span", default=None)
+
+FLUSH_EVERY = 64
+"""Buffered rows that force an early write in a long trace (bounds what a crash loses)."""
 
 
 def new_id() -> str:
@@ -82,6 +91,7 @@ def span(name: str, *, kind: str = "step", store: "TraceStore | None" = None, **
     sp = Span(name=name, kind=kind, trace_id=parent.trace_id if parent else new_id(), span_id=new_id(),
               parent_id=parent.span_id if parent else None, started=time.time(),
               store=store if store is not None else (parent.store if parent else None), attributes=dict(attributes))
+    sp.root = (parent.root or parent) if parent else None
     token = _CURRENT.set(sp)
     try:
         yield sp
@@ -89,10 +99,34 @@ def span(name: str, *, kind: str = "step", store: "TraceStore | None" = None, **
         sp.status, sp.error = "error", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        _CURRENT.reset(token)
         sp.ended = time.time()
         if sp.store is not None:
-            sp.store.record_span(sp)
+            sp.store.record_span(sp)  # buffered on the root while the trace is open
+        _CURRENT.reset(token)
+        if sp.root is None:
+            flush(sp)
+
+
+def buffer_row(store: "TraceStore", table: str, row: dict[str, Any]) -> bool:
+    """Queue a row on the open trace's root span; False when no trace is open."""
+    sp = _CURRENT.get()
+    if sp is None:
+        return False
+    root = sp.root or sp
+    root.pending.append((store, table, row))
+    if len(root.pending) >= FLUSH_EVERY:
+        flush(root)
+    return True
+
+
+def flush(root: Span) -> None:
+    """Write a root span's buffered rows, one transaction per store."""
+    pending, root.pending = root.pending, []
+    by_store: dict[int, tuple["TraceStore", list[tuple[str, dict[str, Any]]]]] = {}
+    for store, table, row in pending:
+        by_store.setdefault(id(store), (store, []))[1].append((table, row))
+    for store, rows in by_store.values():
+        store.write_rows(rows)
 
 
 trace = span

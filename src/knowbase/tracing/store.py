@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowbase.errors import StoreError
-from knowbase.tracing.context import Span, new_id
+from knowbase.tracing.context import Span, buffer_row, new_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.models.base import ChatOptions, ChatResult, Message
@@ -122,10 +122,26 @@ class TraceStore:
             self._conn = None
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
-        cols = ",".join(row)
-        marks = ",".join("?" * len(row))
+        """Write a row now, or buffer it on the open trace (written when the trace ends)."""
+        if not buffer_row(self, table, row):
+            self.write_rows([(table, row)])
+
+    def write_rows(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Insert ``(table, row)`` pairs in one transaction."""
+        if not rows:
+            return
         with self._lock:
-            self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+            conn = self.conn
+            conn.execute("BEGIN")
+            try:
+                for table, row in rows:
+                    cols = ",".join(row)
+                    marks = ",".join("?" * len(row))
+                    conn.execute(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # --- writing ---------------------------------------------------------------------
     def record_chat(self, *, model: str, messages: Sequence["Message"], options: "ChatOptions",

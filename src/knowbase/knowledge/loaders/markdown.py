@@ -172,6 +172,10 @@ def _strip_html_comments(text: str) -> str:
 def strip_comments_and_shortcodes(text: str, *, lang: str | None = None) -> str:
     """Remove HTML comments (outside fenced code), Hugo shortcodes and Liquid tags.
 
+    Escaped shortcodes (``{{</* note */>}}``) stay literal inside fenced code, where they
+    show the syntax; in prose (an upstream slip, seen in the Kubernetes zh-cn pages)
+    they are rendered like ordinary ones.
+
     Args:
         text: Markdown source (LF line ends).
         lang: language for the names of ``{{% heading %}}`` shortcodes (``en``/``zh``);
@@ -187,21 +191,30 @@ def strip_comments_and_shortcodes(text: str, *, lang: str | None = None) -> str:
         text = _strip_html_comments(text)
     if "{{" in text:
         language = lang or detect_language(text)
-        text = _SHORTCODE_RE.sub(lambda m: _render_shortcode(m, language), text)
-        text = _ESCAPED_SHORTCODE_RE.sub(r"{{\1\2\3}}", text)
+
+        def render(m: re.Match[str]) -> str:
+            return _render_shortcode(m, language)
+
+        text = _SHORTCODE_RE.sub(render, text)
+        if "/*" in text:
+            text = _outside_code(
+                text, lambda seg: _SHORTCODE_RE.sub(render, _ESCAPED_SHORTCODE_RE.sub(r"{{\1\2\3}}", seg)),
+                inside=lambda seg: _ESCAPED_SHORTCODE_RE.sub(r"{{\1\2\3}}", seg))
     if "{%" in text:
-        text = _FENCE_OR_LIQUID(text)
+        text = _outside_code(text, lambda seg: _LIQUID_RE.sub("", seg))
     return text
 
 
-def _FENCE_OR_LIQUID(text: str) -> str:  # noqa: N802 - reads as a constant-like helper
+def _outside_code(text: str, outside, *, inside=None) -> str:  # noqa: ANN001 - str -> str callables
+    """Apply ``outside`` to the text between fenced code blocks (and ``inside``, if
+    given, to the blocks)."""
     out: list[str] = []
     pos = 0
     for m in _FENCE_RE.finditer(text):
-        out.append(_LIQUID_RE.sub("", text[pos:m.start()]))
-        out.append(m.group(0))
+        out.append(outside(text[pos:m.start()]))
+        out.append(inside(m.group(0)) if inside else m.group(0))
         pos = m.end()
-    out.append(_LIQUID_RE.sub("", text[pos:]))
+    out.append(outside(text[pos:]))
     return "".join(out)
 
 

@@ -184,7 +184,7 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
             ``unsupported file type``, ``binary content``, ``undecodable text``,
             ``corrupt PDF``, ``encrypted PDF``, ``no text``...
     """
-    p = Path(path).absolute()
+    p = Path(path).expanduser().absolute()
     loader = loader_for(p, loaders=loaders)
     try:
         st = p.stat()
