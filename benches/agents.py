@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, from {', '.join(CONFIGS)}")
     parser.add_argument("--model", default="llamacpp:qwen2.5-coder-1.5b")
     parser.add_argument("--embedder", default="fake", help="embedder of the k8s knowledge base")
+    parser.add_argument("--ids", default=None, help="comma-separated task ids to run (after --limit)")
     parser.add_argument("--out", default=None, help="write per-task results as JSON here")
     args = parser.parse_args(argv)
 
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown configs: {unknown}")
     tasks = load_tasks(args.limit)
+    if args.ids:
+        wanted = {i.strip() for i in args.ids.split(",")}
+        tasks = [t for t in tasks if t["id"] in wanted]
     home = Path(tempfile.mkdtemp(prefix="kb-agents-bench-"))
     settings = Settings.load(home, tracing=False)
     t0 = time.perf_counter()

@@ -12,6 +12,9 @@ Rows, each measured in a fresh subprocess so load time and resident memory are h
   (so llama.cpp's prefix cache cannot help) and the medians are reported.
 * embeddings: all-MiniLM-L6-v2 through ``knowbase`` (``Embedder.embed``) and ``raw``
   sentence-transformers (``SentenceTransformer.encode``), texts/s at batch 32 and 256.
+* load time excludes importing the libraries (``import llama_cpp`` and knowbase's own
+  modules for both rows alike); threads: ``--threads`` for llama.cpp and
+  ``OMP_NUM_THREADS`` for torch, the same for both rows.
 * start-up: wall time of ``knowbase --help`` next to ``python -c "import langchain"``
   (when installed) and ``python -c pass``, median of 5.
 
@@ -68,12 +71,12 @@ def worker_chat(impl: str, model: str, reps: int, max_tokens: int, words: int, n
     from knowbase.models.base import Message
     from knowbase.models.catalog import model_path
 
+    from knowbase.models.registry import get_chat_model
+
     settings = Settings.load()
     path = model_path(model, settings)
     t0 = time.perf_counter()
     if impl == "knowbase":
-        from knowbase.models.registry import get_chat_model
-
         llm = get_chat_model(f"llamacpp:{model}", settings=settings, n_ctx=n_ctx, n_threads=threads)
         llm.backend.loaded()
     else:
@@ -108,11 +111,11 @@ def worker_embed(impl: str, n_texts: int, batches: list[int]) -> dict[str, Any]:
 
     rng = random.Random(7)
     texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 60))) for _ in range(n_texts)]
+    from knowbase.config import Settings
+    from knowbase.models.registry import get_embedder
+
     t0 = time.perf_counter()
     if impl == "knowbase":
-        from knowbase.config import Settings
-        from knowbase.models.registry import get_embedder
-
         emb = get_embedder("sentence-transformers:all-minilm-l6-v2", settings=Settings.load())
         encode = lambda xs, bs: emb.embed(xs, batch_size=bs)  # noqa: E731
     else:
@@ -131,8 +134,13 @@ def worker_embed(impl: str, n_texts: int, batches: list[int]) -> dict[str, Any]:
     return {"load_s": load_s, "texts_per_s": out, "rss_mb": _rss_peak_mb()}
 
 
-def _spawn(args: list[str], home: str) -> dict[str, Any]:
-    env = dict(os.environ, KNOWBASE_HOME=home, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+def _spawn(args: list[str], home: str, threads: int) -> dict[str, Any]:
+    # the same thread count for llama.cpp (passed explicitly) and torch (OMP_NUM_THREADS), both rows alike;
+    # a scratch home for logs.db, but the user's assembled models (no second 1.1 GB Qwen file)
+    from knowbase.config import Settings
+
+    env = dict(os.environ, KNOWBASE_HOME=home, KNOWBASE_MODELS_DIR=str(Settings.load().models_dir),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
     done = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env,
                           cwd=ROOT)
     if done.returncode != 0:
@@ -192,7 +200,7 @@ def main() -> None:
             per: dict[str, list[dict[str, Any]]] = {"knowbase": [], "raw": []}
             for impl in ("knowbase", "raw", "raw", "knowbase"):
                 per[impl].append(_spawn(["chat", impl, model, str(args.reps), str(args.max_tokens), str(args.words),
-                                         str(args.n_ctx), str(args.threads)], home))
+                                         str(args.n_ctx), str(args.threads)], home, args.threads))
             prompt_tokens = next(r["prompt_tokens"] for p in per["knowbase"] for r in p["runs"])
             rows = {}
             for impl, procs in per.items():
@@ -218,7 +226,7 @@ def main() -> None:
         print("-" * len(header))
         per = {"knowbase": [], "raw": []}
         for impl in ("knowbase", "raw", "raw", "knowbase"):
-            per[impl].append(_spawn(["embed", impl, str(args.texts), "32,256"], home))
+            per[impl].append(_spawn(["embed", impl, str(args.texts), "32,256"], home, args.threads))
         rows = {impl: {"load": _median([p["load_s"] for p in procs]),
                        "32": _median([p["texts_per_s"]["32"] for p in procs]),
                        "256": _median([p["texts_per_s"]["256"] for p in procs]),

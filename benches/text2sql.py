@@ -176,12 +176,8 @@ def ddl(db_path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from knowbase.errors import KnowbaseError
     from knowbase.models.registry import get_chat_model
     from knowbase.prompts import load_template
-    from knowbase.sql.database import open_database
-    from knowbase.sql.execute import execute
-    from knowbase.sql.generate import extract_sql, first_statement
     from knowbase.sql.pipeline import Text2SQL
 
     items: list[dict[str, Any]] = []
@@ -203,6 +199,30 @@ def run(args: argparse.Namespace) -> int:
     by_db: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for it in items:
         by_db[it["db"]].append(it)
+    import signal
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        _run_groups(args, by_db, systems, model, raw_template, pipelines, records)
+    except KeyboardInterrupt:
+        print(f"# interrupted: the tables cover the {len(records)} records done so far", flush=True)
+    report(records)
+    if args.out:
+        Path(args.out).write_text(json.dumps(records, ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
+def _run_groups(args: argparse.Namespace, by_db: dict[str, list[dict[str, Any]]], systems: list[str], model: Any,
+                raw_template: Any, pipelines: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    from knowbase.errors import KnowbaseError
+    from knowbase.sql.database import open_database
+    from knowbase.sql.execute import execute
+    from knowbase.sql.generate import extract_sql, first_statement
+    from knowbase.sql.pipeline import Text2SQL
+
     for db_path, group in by_db.items():
         database = open_database(db_path)
         t2s = pipelines.setdefault(db_path, Text2SQL(db_path, model=model, answer=False, limit=None,
@@ -265,10 +285,6 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{system:8} {it['id']:10} {it['hardness']:6} {'OK ' if rec['correct'] else 'BAD'} "
                       f"{status:7} {rec['seconds']:6.1f}s  {sql!s:.100}", flush=True)
         database.dispose()
-    report(records)
-    if args.out:
-        Path(args.out).write_text(json.dumps(records, ensure_ascii=False, indent=1, default=str))
-    return 0
 
 
 def report(records: list[dict[str, Any]]) -> None:

@@ -127,6 +127,15 @@ def test_react_malformed_output_is_sent_back_and_retried() -> None:
     assert "probably" not in " ".join(m.content for m in fake.calls[2][0])
 
 
+def test_react_tells_the_model_when_its_reply_was_cut_off() -> None:
+    model, fake = scripted("Thought: " + "let me think about this very carefully " * 10, "Final Answer: 4")
+    result = ReActAgent(model, [calculator], step_max_tokens=20).run("2+2?")
+    assert result.answer == "4" and result.retries == 1
+    assert fake.calls[1][0][-1].content.startswith(
+        "Your reply could not be parsed: expected 'Action:' and 'Action Input:' lines, or 'Final Answer:' "
+        "(the reply was cut off at 20 tokens: keep the Thought short)")
+
+
 def test_react_gives_up_after_max_retries_with_the_partial_transcript() -> None:
     model, fake = scripted(react("1+1"), "nonsense", "more nonsense", "still nonsense")
     result = ReActAgent(model, [calculator], max_retries=2).run("1+1?")
@@ -437,6 +446,20 @@ def test_functions_understand_tool_calls_written_as_text_and_retry_empty_replies
     assert (result.answer, result.retries) == ("It is 5.", 1)
     assert result.steps[0].observation == "5" and result.steps[1].retries == 1
     assert fake.calls[1][0][-1].tool_call_id == "call_0"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"answer": "It is 6."}', "It is 6."),
+    ('{"answer": "The default backoffLimit is 6, unless', "The default backoffLimit is 6, unless"),
+    ('{"answer": "say \\"hi\\"', 'say "hi"'),
+    ("Plain text.", "Plain text."),
+])
+def test_functions_unwrap_a_cut_off_answer_object(text: str, expected: str) -> None:
+    from knowbase.agents.functions import clean_answer
+
+    assert clean_answer(text) == expected
+    model, _ = scripted(text)
+    assert FunctionCallingAgent(model, [calculator]).run("q").answer == expected
 
 
 def test_functions_require_tool_on_the_first_turn_only() -> None:

@@ -43,10 +43,10 @@ def test_arguments_rule_pins_names_types_and_order() -> None:
 def test_react_text_grammar_lists_every_tool() -> None:
     box = Toolbox([calculator, current_time])
     g = react_text_grammar(box)
-    assert g.splitlines()[0] == 'root ::= "Thought: " line "\\n" (final | call0 | call1)'
+    assert g.splitlines()[0] == 'root ::= "Thought: " thought "\\n" (final | call0 | call1)'
     assert 'call1 ::= "Action: current_time\\nAction Input: "' in g
     defined = set(re.findall(r"^(\w+) ::=", g, re.M))
-    used = set(re.findall(r"\b(call\d+|final|line|str|int|num|bool|anyobj)\b", g))
+    used = set(re.findall(r"\b(call\d+|final|thought|line|str|int|num|bool|anyobj)\b", g))
     assert used <= defined
 
 

@@ -13,6 +13,8 @@ are understood too, and an empty reply is sent back once as a parse error.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from knowbase.agents._base import Run, ToolsLike, agent_run, as_toolbox, make_budget
@@ -22,6 +24,31 @@ from knowbase.agents.steps import AgentResult, AgentStep, Budget, StepCallback
 from knowbase.errors import KnowbaseError
 from knowbase.models.base import ChatModel, ChatOptions, ChatResult, Message, ToolCall, Usage
 from knowbase.tracing.context import span
+
+
+_ANSWER_JSON = re.compile(r'^\s*\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)', re.DOTALL)
+
+
+def clean_answer(text: str) -> str:
+    """The answer text, unwrapped from a ``{"answer": "..."}`` object a backend left as is.
+
+    Grammar-constrained tool replies (llama.cpp) come back raw when ``max_tokens`` cuts
+    them short; the answer inside is still the best answer there is.
+    """
+    stripped = text.strip()
+    m = _ANSWER_JSON.match(stripped)
+    if not m:
+        return stripped
+    try:
+        value = json.loads(stripped)
+        if isinstance(value, dict) and isinstance(value.get("answer"), str):
+            return value["answer"].strip()
+    except json.JSONDecodeError:
+        pass
+    try:
+        return json.loads(f'"{m[1]}"').strip()
+    except json.JSONDecodeError:
+        return m[1].strip()
 
 
 class FunctionCallingAgent:
@@ -86,10 +113,10 @@ class FunctionCallingAgent:
                     usage = reply.usage
                     sp.set(tool_calls=[c.name for c in calls], retries=retries)
                     if not calls:
-                        run.record(AgentStep(run.next_index(), "answer", action="final_answer",
-                                             action_input=reply.text.strip(), raw=reply.text, usage=usage,
-                                             retries=retries))
-                        return run.result(reply.text.strip(), "finished", "finished")
+                        answer = clean_answer(reply.text)
+                        run.record(AgentStep(run.next_index(), "answer", action="final_answer", action_input=answer,
+                                             raw=reply.text, usage=usage, retries=retries))
+                        return run.result(answer, "finished", "finished")
                     calls = [c if c.id else ToolCall(c.name, c.arguments, f"call_{turn}_{i}")
                              for i, c in enumerate(calls)]
                     native = bool(reply.tool_calls)

@@ -33,6 +33,7 @@ _RULES = {
     "int": '"-"? [0-9]{1,15}',
     "num": '"-"? [0-9]{1,15} ("." [0-9]{1,10})?',
     "bool": '"true" | "false"',
+    "thought": r"[^\n]{1,160}",
     "line": r"[^\n]{1,300}",
     "anyobj": r'"{" [^\n]{0,300} "}"',
 }
@@ -89,11 +90,12 @@ def arguments_rule(parameters: Mapping[str, Any]) -> str:
 def react_text_grammar(tools: Mapping[str, Any]) -> str:
     """GBNF for one ReAct text step over ``tools`` (name -> :class:`~knowbase.agents.tools.Tool`).
 
-    ``Thought: <line>`` then either ``Action: <tool>`` + ``Action Input: <its JSON
-    arguments>`` or ``Final Answer: <line>``.
+    ``Thought: <at most 160 characters>`` then either ``Action: <tool>`` + ``Action Input:
+    <its JSON arguments>`` or ``Final Answer: <line>``. The short thought keeps the whole
+    step inside a small ``max_tokens`` (a step cut short does not parse).
     """
-    lines = ['root ::= "Thought: " line "\\n" (final | ' + (" | ".join(f"call{i}" for i in range(len(tools))) or
-                                                           "final") + ")",
+    lines = ['root ::= "Thought: " thought "\\n" (final | ' + (" | ".join(f"call{i}" for i in range(len(tools))) or
+                                                              "final") + ")",
              'final ::= "Final Answer: " line']
     for i, (name, t) in enumerate(tools.items()):
         lines.append(f'call{i} ::= {_literal(f"Action: {name}" + chr(10) + "Action Input: ")} '
@@ -106,16 +108,17 @@ def react_json_schema(tools: Mapping[str, Any]) -> dict[str, Any]:
     """JSON Schema of one JSON-format ReAct step: one alternative per tool, plus the final answer.
 
     Each tool alternative pins ``action`` to the tool's name and ``action_input`` to its
-    parameters (no extra keys).
+    parameters (no extra keys); ``thought`` is at most 160 characters.
     """
     variants: list[dict[str, Any]] = []
     for name, t in tools.items():
         params = dict(t.parameters)
         params["additionalProperties"] = False
         variants.append({"type": "object", "properties": {
-            "thought": {"type": "string"}, "action": {"const": name}, "action_input": params},
+            "thought": {"type": "string", "maxLength": 160}, "action": {"const": name}, "action_input": params},
             "required": ["thought", "action", "action_input"]})
     variants.append({"type": "object", "properties": {
-        "thought": {"type": "string"}, "action": {"const": FINAL}, "action_input": {"type": "string"}},
+        "thought": {"type": "string", "maxLength": 160}, "action": {"const": FINAL},
+        "action_input": {"type": "string"}},
         "required": ["thought", "action", "action_input"]})
     return {"anyOf": variants}

@@ -187,4 +187,7 @@ class ReActAgent:
                     run.record(step)
                     return run.result(None, "parse_error",
                                       f"stopped: {step.retries} replies in a row did not parse ({exc})")
-                extra = [Message.assistant(reply.text), Message.user(render("agent_parse_error", error=str(exc)))]
+                error = str(exc)
+                if reply.finish_reason == "length":
+                    error += f" (the reply was cut off at {options.max_tokens} tokens: keep the Thought short)"
+                extra = [Message.assistant(reply.text), Message.user(render("agent_parse_error", error=error))]

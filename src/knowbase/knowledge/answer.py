@@ -197,8 +197,9 @@ class AbstainPolicy:
     about another topic altogether score near 0 and abstain; in-domain questions whose
     answer is absent mostly pass this gate (coverage p50 0.36 SciFact, 0.26 CMRC) and are
     left to the model's ``NOT FOUND``. ``min_cosine`` (all-MiniLM-L6-v2, English only)
-    only lets through questions with few shared words; 0.55 is above the median
-    best cosine of unanswerable SciFact questions.
+    only lets through questions with few shared words; on SciFact (500 abstracts, 48
+    answerable / 50 unanswerable questions) the best cosine had median 0.63 for
+    answerable and 0.49 for unanswerable questions, so 0.55 sits between the two.
     """
 
     min_coverage: float = 0.2
