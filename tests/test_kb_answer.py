@@ -137,3 +137,19 @@ def test_ask_is_traced_as_one_tree(kb: KnowledgeBase) -> None:
     assert {"kb", "kb.ask", "retrieve", "generate"} <= names
     calls = TraceStore(kb.settings.logs_path).calls(trace_id=answer.trace_id)
     assert any(c["kind"] == "chat" and c["output"] == "A Pod is a unit [1]." for c in calls)
+
+
+def test_uncited_answer_is_attributed_to_the_passage_it_repeats(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["ConfigMaps store non-confidential configuration data as key-value pairs."])
+    answer = kb.ask("What do ConfigMaps store?", model=ChatModel(fake), k=3)
+    assert not answer.abstained and answer.attributed
+    assert len(answer.citations) == 1
+    assert answer.citations[0].chunk.text.startswith("ConfigMaps store")
+    assert answer.text.endswith(f"[{answer.citations[0].n}]")
+
+
+def test_uncited_answer_unlike_any_passage_stays_uncited(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["Bananas are yellow fruit grown in tropical plantations."])
+    answer = kb.ask("What do ConfigMaps store?", model=ChatModel(fake), k=3)
+    assert not answer.abstained and not answer.attributed
+    assert answer.citations == () and not answer.text.endswith("]")

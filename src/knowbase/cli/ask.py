@@ -45,14 +45,15 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     assert answer is not None
     if streaming:
         echo("")
-    if not streaming or answer.abstained or answer.invalid_citations:
+    if not streaming or answer.abstained or answer.invalid_citations or answer.attributed:
         if streaming:
             echo(click.style("final answer:", bold=True))
         else:
             echo(click.style("answer:", bold=True))
         echo(answer.text)
     if answer.citations:
-        echo(click.style("cited:", bold=True))
+        echo(click.style("cited (attributed by knowbase: the model gave no marker):" if answer.attributed
+                         else "cited:", bold=True))
         for c in answer.citations:
             echo(f"  [{c.n}] {_source(c.chunk)}")
     if answer.invalid_citations:
@@ -78,7 +79,7 @@ def answer_json(answer: Any) -> dict[str, Any]:
         "question": answer.question, "answer": answer.text, "abstained": answer.abstained,
         "language": answer.language, "extractive": answer.extractive,
         "citations": [{"n": c.n, **chunk(c.chunk)} for c in answer.citations],
-        "invalid_citations": list(answer.invalid_citations),
+        "invalid_citations": list(answer.invalid_citations), "attributed": answer.attributed,
         "passages": [{"n": i, "score": p.score, **chunk(p.chunk)} for i, p in enumerate(answer.passages, start=1)],
         "timings": {k: round(v, 4) for k, v in answer.timings.items()}, "trace_id": answer.trace_id,
     }

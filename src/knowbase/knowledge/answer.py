@@ -141,6 +141,29 @@ def trim_passage(text: str, query_tokens: Sequence[str], idf: dict[str, float], 
     return joiner.join(sentences[i] for i in sorted(keep))
 
 
+MIN_ATTRIBUTION = 0.5
+"""Share of an uncited answer's IDF-weighted topic words that one passage must hold for
+knowbase to cite it on the model's behalf (the coverage measure used for abstention)."""
+
+
+def attribute(words: Sequence[str], hits: Sequence[ScoredChunk], idf: dict[str, float]) -> int | None:
+    """The passage number (1-based) that best supports an answer the model left uncited.
+
+    Args:
+        words: the answer's topic tokens (``topic_tokens(tokenize(answer))``).
+        hits: the passages, numbered from 1.
+        idf: IDF of ``words`` in the knowledge base.
+
+    Returns the passage holding the largest IDF-weighted share of the answer's topic
+    words, or None when no passage holds at least :data:`MIN_ATTRIBUTION` of them.
+    """
+    if not words:
+        return None
+    scores = [coverage(words, set(tokenize(h.chunk.text)), idf) for h in hits]
+    best = max(range(len(scores)), key=scores.__getitem__, default=None)
+    return best + 1 if best is not None and scores[best] >= MIN_ATTRIBUTION else None
+
+
 def _is_cjk_text(text: str) -> bool:
     from knowbase.knowledge.language import detect_language
 
@@ -320,10 +343,17 @@ class Answerer:
                                                       timings=timings, **base))
                 return
             clean, valid, invalid = parse_citations(raw, len(hits))
+            attributed = False
+            if not valid:  # small models sometimes drop the markers: attribute by word overlap
+                words = topic_tokens(tokenize(clean))
+                best = attribute(words, hits, idf_table(*self.doc_freqs(words)))
+                if best is not None:
+                    valid, attributed = [best], True
+                    clean = f"{clean} [{best}]"
             cites = tuple(Citation(n, hits[n - 1].chunk) for n in valid)
-            root.set(citations=valid, invalid_citations=invalid)
+            root.set(citations=valid, invalid_citations=invalid, attributed=attributed)
             yield AskEvent("answer", answer=Answer(text=clean, citations=cites, invalid_citations=tuple(invalid),
-                                                  timings=timings, **base))
+                                                  attributed=attributed, timings=timings, **base))
 
     def _supported(self, q_tokens: list[str], hits: list[ScoredChunk], idf: dict[str, float],
                    lang: str) -> tuple[bool, float]:

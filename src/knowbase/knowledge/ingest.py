@@ -3,7 +3,7 @@
 Per source: hash the bytes (sha256); an unchanged file is skipped with no loading or
 embedding work; otherwise load (:func:`knowbase.knowledge.loaders.load_document`), split
 (:func:`knowbase.knowledge.splitter.split_document`, sizes in the embedder's tokens, no
-chunk above ``embedder.max_seq_length``), embed in batches across documents, and write
+chunk above ``embedder.max_input_tokens``), embed in batches across documents, and write
 each document in one transaction (:meth:`KBStore.write_document`). A file that cannot be
 read or parsed is reported in :attr:`IngestReport.failed` and the rest carries on.
 """
@@ -128,7 +128,7 @@ class Ingestor:
         from knowbase.knowledge.splitter import split_document
 
         return split_document(doc, count_tokens=self.embedder.count_tokens, chunk_size=self.chunk_size,
-                              chunk_overlap=self.chunk_overlap, max_tokens=self.embedder.max_seq_length)
+                              chunk_overlap=self.chunk_overlap, max_tokens=self.embedder.max_input_tokens)
 
     def run(self, paths: Sequence[str | os.PathLike[str]], *, prune: bool = False,
             progress: ProgressFn | None = None, recursive: bool = True) -> IngestReport:
@@ -271,7 +271,7 @@ def add_texts(store: "KBStore", embedder: "Embedder", texts: Iterable[str], *, m
         lang = detect_language(text)
         doc = Document(path=path, text=text, title=str(meta.get("title", "")), metadata=dict(meta), language=lang)
         n_tokens = embedder.count_tokens(text)
-        chunks = split(doc) if split is not None and n_tokens > embedder.max_seq_length else []
+        chunks = split(doc) if split is not None and n_tokens > embedder.max_input_tokens else []
         if not chunks:  # a text that fits the embedder's window stays one chunk
             from knowbase.knowledge.types import Chunk
 

@@ -122,6 +122,8 @@ class Answer:
         language: language of the question (``en``, ``zh``...).
         invalid_citations: numbers the model cited that were not given (removed).
         extractive: True when no model wrote the answer (``--extractive``).
+        attributed: True when the model cited nothing and knowbase attributed the answer
+            to the passage sharing most of its words (the citation marker is appended).
         trace_id: the trace of the whole operation, when tracing is on.
         timings: seconds per stage (``retrieve``, ``first_token``, ``total``...).
     """
@@ -134,5 +136,6 @@ class Answer:
     language: str = "en"
     invalid_citations: tuple[int, ...] = ()
     extractive: bool = False
+    attributed: bool = False
     trace_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)

@@ -434,6 +434,12 @@ class Embedder:
         return self.backend.max_seq_length
 
     @property
+    def max_input_tokens(self) -> int:
+        """Longest text, in :meth:`count_tokens` tokens, that is embedded without truncation:
+        :attr:`max_seq_length` less the special tokens the model adds (254 for MiniLM)."""
+        return self.max_seq_length - int(getattr(self.backend, "special_tokens", 0) or 0)
+
+    @property
     def languages(self) -> tuple[str, ...] | None:
         return self.backend.languages
 

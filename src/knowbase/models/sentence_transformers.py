@@ -76,6 +76,12 @@ def _load_sentence_transformer(folder: Path) -> Any:
         raise ModelUnavailableError("sentence-transformers is not installed (pip install 'knowbase[local]')",
                                     package="sentence-transformers") from exc
     try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
+    try:
         return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     except Exception as exc:  # torch/transformers raise many types for a damaged folder
         raise ModelFileError(f"cannot load the sentence-transformers model in {folder}: {type(exc).__name__}: {exc}",
@@ -213,6 +219,16 @@ class STEmbedder:
         if tok is None:
             return len(text.split())
         return len(tok.encode(text, add_special_tokens=False).ids)
+
+    @property
+    def special_tokens(self) -> int:
+        """Special tokens the model adds to every input (2 for BERT-style: [CLS] and [SEP]).
+
+        They share the ``max_seq_length`` window, so a text of at most
+        ``max_seq_length - special_tokens`` tokens (by :meth:`count_tokens`) is embedded whole.
+        """
+        tok = self._tok()
+        return len(tok.encode("", add_special_tokens=True).ids) if tok is not None else 0
 
     # --- the model ------------------------------------------------------------------------------
     @property
