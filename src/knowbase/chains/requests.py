@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def html_to_text(html: str) -> str:
     """Visible text of an HTML page (scripts, styles and markup removed), whitespace squeezed."""
     try:
-        from selectolax.parser import HTMLParser
+        from selectolax.lexbor import LexborHTMLParser as HTMLParser
     except ImportError:  # pragma: no cover - selectolax is a core dependency
         text = re.sub(r"(?is)<(script|style|noscript)[^>]*>.*?</\1>", " ", html)
         text = re.sub(r"(?s)<[^>]+>", " ", text)
