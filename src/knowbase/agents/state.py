@@ -9,7 +9,6 @@ migrations (:data:`MIGRATIONS`, applied by :func:`knowbase.tracing.store.connect
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from knowbase.errors import StoreError, UserError
-from knowbase.tracing.store import connect
+from knowbase.storage import SQLiteFile
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("a001_runs", """
@@ -92,17 +91,14 @@ class RunState(BaseModel):
         return next((t for t in self.tasks if t.status == "pending"), None)
 
 
-class AgentStore:
+class AgentStore(SQLiteFile):
     """Reads and writes :class:`RunState` rows in an SQLite file.
 
     Args:
         path: the file, usually ``settings.home / "agents.db"`` (created if missing).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+    MIGRATIONS = MIGRATIONS
 
     @classmethod
     def default(cls, settings: Any = None) -> "AgentStore":
@@ -111,23 +107,12 @@ class AgentStore:
 
         return cls((settings or Settings.load()).home / "agents.db")
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self.path, MIGRATIONS)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     def save(self, state: RunState) -> None:
         """Insert or replace the run, in one transaction; sets ``state.updated``."""
         state.updated = time.time()
         row = (state.id, state.goal, state.status, state.step, state.created, state.updated, state.model_dump_json())
         try:
-            with self._lock:
+            with self.lock:
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     self.conn.execute("INSERT OR REPLACE INTO runs (id, goal, status, step, created, updated, state) "

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML page (scripts, styles and markup removed), whitespace squeezed."""
+    """The title and visible body text of an HTML page (scripts, styles and markup removed), whitespace squeezed."""
     try:
         from selectolax.lexbor import LexborHTMLParser as HTMLParser
     except ImportError:  # pragma: no cover - selectolax is a core dependency
@@ -27,8 +27,11 @@ def html_to_text(html: str) -> str:
         tree = HTMLParser(html)
         for node in tree.css("script, style, noscript, template"):
             node.decompose()
+        title = tree.css_first("title")
         root = tree.body or tree.root
         text = root.text(separator=" ") if root is not None else ""
+        if title is not None and title.text(strip=True):
+            text = title.text(strip=True) + "\n" + text
     return re.sub(r"[ \t\r\f\v]+", " ", re.sub(r"\s*\n\s*", "\n", text)).strip()
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knowbase.errors import StoreError, UserError
-from knowbase.tracing.store import connect, migrate
+from knowbase.storage import connect, migrate
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("m001_memory", """

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from knowbase.errors import StoreError
 from knowbase.models.base import ChatResult, ToolCall, Usage
-from knowbase.tracing.store import connect
+from knowbase.storage import SQLiteFile
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.models.base import ChatOptions, Message
@@ -45,7 +44,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-class ResponseCache:
+class ResponseCache(SQLiteFile):
     """Chat responses stored in SQLite.
 
     Args:
@@ -54,24 +53,13 @@ class ResponseCache:
         max_age: entries older than this many seconds are ignored (None: no expiry).
     """
 
+    MIGRATIONS = MIGRATIONS
+
     def __init__(self, path: str | Path, *, only_deterministic: bool = False, max_age: float | None = None) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.only_deterministic = only_deterministic
         self.max_age = max_age
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
         self._skip: set[str] = set()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self.path, MIGRATIONS)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     def key(self, spec: str, messages: Sequence["Message"], options: "ChatOptions") -> str:
         """The cache key: SHA-256 hex of the canonical JSON of model, messages and options."""
@@ -85,7 +73,7 @@ class ResponseCache:
     def get(self, key: str) -> ChatResult | None:
         """The stored result for ``key``, or None."""
         try:
-            with self._lock:
+            with self.lock:
                 row = self.conn.execute("SELECT result, created FROM responses WHERE key = ?", (key,)).fetchone()
                 if row is None or (self.max_age is not None and time.time() - row[1] > self.max_age):
                     return None
@@ -103,7 +91,7 @@ class ResponseCache:
             return
         data = json.dumps(_result_to_json(result), ensure_ascii=False)
         try:
-            with self._lock:
+            with self.lock:
                 self.conn.execute("INSERT OR REPLACE INTO responses (key, model, result, created) VALUES (?, ?, ?, ?)",
                                   (key, result.model, data, time.time()))
         except sqlite3.DatabaseError as exc:
@@ -111,13 +99,13 @@ class ResponseCache:
 
     def stats(self) -> dict[str, int]:
         """``{"entries": n, "hits": total hits}``."""
-        with self._lock:
+        with self.lock:
             entries, hits = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(hits), 0) FROM responses").fetchone()
         return {"entries": int(entries), "hits": int(hits)}
 
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""
-        with self._lock:
+        with self.lock:
             return self.conn.execute("DELETE FROM responses").rowcount
 
 

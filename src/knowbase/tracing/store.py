@@ -8,14 +8,10 @@ half-written record. Reads for ``knowbase logs`` live here too.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knowbase.errors import StoreError
+from knowbase.storage import SQLiteFile, connect, migrate  # noqa: F401  (re-exported)
 from knowbase.tracing.context import Span, buffer_row, new_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,63 +59,18 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]]) -> list[str]:
-    """Apply the named migrations not yet applied, each in its own transaction.
-
-    Returns the names applied now. Works for any stdlib-sqlite3 connection (the memory
-    and response-cache stores use it too).
-    """
-    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
-    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-    applied = []
-    for name, sql in migrations:
-        if name in done:
-            continue
-        with conn:
-            conn.executescript("BEGIN;" + sql + f";INSERT INTO _migrations VALUES ('{name}', {time.time()});COMMIT;")
-        applied.append(name)
-    return applied
-
-
-def connect(path: Path, migrations: Sequence[tuple[str, str]]) -> sqlite3.Connection:
-    """Open (creating folders) a WAL-mode SQLite file and bring its schema up to date."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(conn, migrations)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open {path}: {exc}", path=str(path)) from exc
-    return conn
-
-
 def _messages_json(messages: Sequence["Message"]) -> str:
     return json.dumps([m.to_openai() for m in messages], ensure_ascii=False)
 
 
-class TraceStore:
+class TraceStore(SQLiteFile):
     """Records calls and spans in ``logs.db``; the file is opened on first use.
 
     Args:
         path: the SQLite file (created with its folder if missing).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self.path, MIGRATIONS)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    MIGRATIONS = MIGRATIONS
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
         """Write a row now, or buffer it on the open trace (written when the trace ends)."""
@@ -130,7 +81,7 @@ class TraceStore:
         """Insert ``(table, row)`` pairs in one transaction."""
         if not rows:
             return
-        with self._lock:
+        with self.lock:
             conn = self.conn
             conn.execute("BEGIN")
             try:
@@ -239,7 +190,7 @@ class TraceStore:
     def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        with self._lock:
+        with self.lock:
             cur = self.conn.execute(sql, tuple(args))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
