@@ -8,12 +8,15 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-PIP=".venv/bin/python -m pip"
-$PIP install --quiet --upgrade pip
+# pip's own notes about index folders missing on this machine are noise: keep real errors.
+pip_install() {
+    .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+pip_install --upgrade pip
 # The CPU build of torch: an unpinned torch pulls a multi-GB CUDA build on Linux.
-$PIP install --quiet "${KNOWBASE_TORCH:-torch==2.13.0}"
+pip_install "${KNOWBASE_TORCH:-torch==2.13.0}"
 # llama.cpp compiles from source: build only the library (no examples, tools, server
-# binaries, multimodal or curl). Takes about 5-8 minutes on 2 cores the first time.
+# binaries, multimodal or curl). Takes about 9 minutes on 2 cores the first time.
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF}"
-$PIP install --quiet -e ".[all]"
+pip_install -e ".[all]"
 echo "knowbase is installed in .venv (activate with: source .venv/bin/activate)"

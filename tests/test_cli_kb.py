@@ -160,7 +160,7 @@ def test_demo_runs_offline_with_fakes(tmp_path: Path, monkeypatch: pytest.Monkey
     (sample / "en").mkdir(parents=True)
     (sample / "zh-cn").mkdir()
     (sample / "en" / "pods.md").write_text("# Pods\n\nWhen a node fails, its Pods are deleted and replaced.\n")
-    (sample / "zh-cn" / "pods.md").write_text("# Pod\n\nPod 是 Kubernetes 中最小的可部署的计算单元。\n")
+    (sample / "zh-cn" / "pods.md").write_text("# Pod\n\nPod 是 Kubernetes 中最小的可部署的计算单元。静态 Pod 由特定节点上的 kubelet 守护进程直接管理。\n")
     monkeypatch.setattr(demo_mod, "find_sample", lambda: sample)
     code, out, _ = run("demo", "--model", "fake:See [1].", "--embedder", "fake")
     assert code == 0
@@ -169,3 +169,30 @@ def test_demo_runs_offline_with_fakes(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "first answer token" in out
     code, out, _ = run("demo", "--model", "fake:See [1].", "--embedder", "fake")
     assert "ingest: 0 added, 0 updated, 2 unchanged" in out
+
+
+def test_ask_rejects_an_unknown_model_before_retrieval(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from knowbase.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["ask", "no-such-kb", "hi", "--model", "foobar"])
+    assert result.exit_code != 0
+    assert "unknown chat backend 'foobar'" in str(result.exception)
+
+
+def test_ask_hides_the_models_not_found_marker() -> None:
+    from knowbase.cli.ask import print_stream
+    from knowbase.knowledge.base import KnowledgeBase
+    from knowbase.models.base import ChatModel, Embedder
+    from knowbase.models.fake import FakeChat, FakeEmbedder
+
+    kb = KnowledgeBase.create("nf", embedder=Embedder(FakeEmbedder(64)))
+    kb.add_texts(["ConfigMaps store non-confidential configuration data as key-value pairs."])
+    lines: list[str] = []
+    with kb:
+        answer = print_stream(kb, "What do ConfigMaps store?", model=ChatModel(FakeChat(["NOT FOUND"])), k=2,
+                              extractive=False, echo=lambda text="", **kw: lines.append(str(text)))
+    assert answer.abstained
+    assert not any("NOT FOUND" in line for line in lines)
+    assert any("does not contain" in line for line in lines)

@@ -16,6 +16,9 @@ import click
 from knowbase.cli.main import settings_from
 
 
+_NOT_FOUND = "NOT FOUND"
+
+
 def _source(chunk: Any) -> str:
     from knowbase.cli.kb import _source as fmt
 
@@ -27,7 +30,13 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer."""
     answer = None
     streaming = False
+    held = ""  # text held back while it may still be the model's "NOT FOUND" (shown as an abstention instead)
     for event in base.ask_stream(question, model=model, k=k, extractive=extractive):
+        if event.kind == "delta" and not streaming:
+            held += event.text
+            if _NOT_FOUND.startswith(held.strip().upper()[:len(_NOT_FOUND)]):
+                continue
+            event = type(event)("delta", text=held)
         if event.kind == "sources":
             t = "sources" if not event.abstained else "nearest sources"
             echo(click.style(f"{t}:", bold=True))
@@ -100,7 +109,10 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
     Without QUESTION on a terminal: ask questions one after another (empty line to stop).
     """
     from knowbase.knowledge.base import KnowledgeBase
+    from knowbase.models.registry import check_chat_spec
 
+    if model and not extractive:
+        check_chat_spec(model)  # a typo fails now, not after retrieval
     base = KnowledgeBase.open(name, settings=settings_from(ctx))
     with base:
         if question is None:

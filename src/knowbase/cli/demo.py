@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,8 +22,17 @@ from knowbase.cli.main import settings_from
 DEMO_KB = "k8s-sample"
 QUESTIONS = (
     "What happens to a Pod when the node it runs on fails?",
-    "什么是 Pod？",
+    "静态 Pod 由哪个组件直接管理？",
 )
+
+
+def _progress_lines(every: int = 20) -> Any:
+    """A progress callback that prints one plain line every ``every`` files (no terminal)."""
+    def update(p: Any) -> None:
+        if p.files_done and (p.files_done % every == 0 or p.files_done == p.files_total):
+            click.echo(f"  {p.files_done}/{p.files_total} files, {p.chunks} chunks, {p.seconds:.0f} s", err=True)
+
+    return update
 
 
 def find_sample() -> Path | None:
@@ -57,6 +67,10 @@ def demo(ctx: click.Context, model: str | None, embedder: str | None, questions:
         raise UserError("the Kubernetes sample (samples/k8s) was not found: run from the knowbase repository, "
                         "or set KNOWBASE_SAMPLE_DIR to the folder", path="samples/k8s")
     settings = settings_from(ctx)
+    if model:
+        from knowbase.models.registry import check_chat_spec
+
+        check_chat_spec(model)
     click.echo(f"sample: {sample} (Kubernetes documentation, CC BY 4.0; see {sample / 'NOTICE.md'})")
     t0 = time.perf_counter()
     base = KnowledgeBase.create(DEMO_KB, embedder=embedder, settings=settings, exist_ok=True)
@@ -68,7 +82,9 @@ def demo(ctx: click.Context, model: str | None, embedder: str | None, questions:
         if sys.stderr.isatty():
             report = _ingest_with_bar(base, tuple(folders), True, True)
         else:
-            report = base.ingest(folders, prune=True)
+            click.echo("ingesting the sample (the first time takes a few minutes on 2 cores: the embedding model "
+                       "reads every chunk; later runs skip unchanged files)")
+            report = base.ingest(folders, prune=True, progress=_progress_lines())
         click.echo(f"ingest: {len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} "
                    f"unchanged, {len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks "
                    f"in {report.seconds:.1f} s")

@@ -28,7 +28,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
-from knowbase.knowledge.bm25 import tokenize
+from knowbase.knowledge.bm25 import question_words, tokenize, topic_tokens  # noqa: F401
 from knowbase.knowledge.types import Answer, Citation, ScoredChunk
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,27 +63,6 @@ def idf_table(n_docs: int, doc_freqs: dict[str, int]) -> dict[str, float]:
     unseen word does not outweigh everything else.
     """
     return {t: math.log(1 + (n_docs - max(n, 1) + 0.5) / (max(n, 1) + 0.5)) for t, n in doc_freqs.items()}
-
-
-# Words that make a sentence a question but say nothing about its topic; left out of the
-# coverage signal (not of BM25). English words pass through the BM25 stemmer first.
-_QUESTION_WORDS_EN = ("what which who whom whose when where why how do does did can could should would shall may "
-                      "might must i you we they he she me my your our us them please tell explain describe mean "
-                      "happen happens get use used using")
-_QUESTION_WORDS_ZH = "什么 怎么 怎样 如何 哪里 哪儿 哪些 哪个 为什么 为何 吗 呢 是否 多少 几 请问 请 告诉 介绍 一下 可以 能 会"
-
-
-@lru_cache(maxsize=1)
-def question_words() -> frozenset[str]:
-    """BM25 tokens of common question words (English stemmed, Chinese as is)."""
-    return frozenset(tokenize(_QUESTION_WORDS_EN)) | frozenset(_QUESTION_WORDS_ZH.split())
-
-
-def topic_tokens(query_tokens: Sequence[str]) -> list[str]:
-    """``query_tokens`` without question words (all of them when nothing else is left)."""
-    qw = question_words()
-    kept = [t for t in query_tokens if t not in qw]
-    return kept or list(query_tokens)
 
 
 def coverage(query_tokens: Sequence[str], text_tokens: set[str], idf: dict[str, float]) -> float:

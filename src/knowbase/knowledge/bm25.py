@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 # Lucene's English stopword set (the ``english`` list of bm25s, 33 words).
@@ -108,3 +108,42 @@ def fts_query(tokens: Iterable[str]) -> str:
     """
     seen = dict.fromkeys(t.replace('"', '""') for t in tokens if t)
     return " OR ".join(f'"{t}"' for t in seen)
+
+
+# Words that make a sentence a question but say nothing about its topic; left out of the
+# coverage signal (and of the BM25 query). English words pass through the BM25 stemmer first.
+_QUESTION_WORDS_EN = ("what which who whom whose when where why how do does did can could should would shall may "
+                      "might must i you we they he she me my your our us them please tell explain describe mean "
+                      "happen happens get use used using")
+_QUESTION_WORDS_ZH = "什么 怎么 怎样 怎么样 如何 哪里 哪儿 哪些 哪个 为什么 为何 吗 呢 是否 多少 多久 几 请问 请 告诉 介绍 一下 可以 能 会"
+
+
+@lru_cache(maxsize=1)
+def question_words() -> frozenset[str]:
+    """BM25 tokens of common question words (English stemmed, Chinese as is)."""
+    return frozenset(tokenize(_QUESTION_WORDS_EN)) | frozenset(_QUESTION_WORDS_ZH.split())
+
+
+def topic_tokens(query_tokens: Sequence[str]) -> list[str]:
+    """``query_tokens`` without question words (all of them when nothing else is left)."""
+    qw = question_words()
+    kept = [t for t in query_tokens if t not in qw]
+    return kept or list(query_tokens)
+
+
+def query_tokens(query: str) -> list[str]:
+    """BM25 tokens of a search query: :func:`tokenize`, less Chinese question words.
+
+    English question words are already stop words (bm25s's English list); Chinese ones
+    (什么, 如何, 哪些...) are not, and in a corpus where the topic word is everywhere
+    (``Pod`` in Kubernetes docs) a rarer question word would otherwise decide the ranking.
+    """
+    tokens = tokenize(query)
+    zh = _zh_question_words()
+    kept = [t for t in tokens if t not in zh]
+    return kept or tokens
+
+
+@lru_cache(maxsize=1)
+def _zh_question_words() -> frozenset[str]:
+    return frozenset(_QUESTION_WORDS_ZH.split())

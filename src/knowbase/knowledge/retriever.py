@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from knowbase.errors import UserError
-from knowbase.knowledge.bm25 import tokenize
+from knowbase.knowledge.bm25 import query_tokens
 from knowbase.knowledge.types import ScoredChunk
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,7 +165,7 @@ class Retriever:
         dense_hits: list[tuple[int, float]] = []
         if mode in ("bm25", "hybrid"):
             t0 = time.perf_counter()
-            bm25_hits = self.store.bm25_search(tokenize(query), depth, path_glob=flt.path, language=flt.language)
+            bm25_hits = self.store.bm25_search(query_tokens(query), depth, path_glob=flt.path, language=flt.language)
             timings["bm25"] = time.perf_counter() - t0
         w = weights
         if mode == "hybrid" and w is None:

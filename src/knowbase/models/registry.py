@@ -69,6 +69,20 @@ def _factory(group: str, spec: ModelSpec) -> Callable[..., Any]:
     return _load(table[name])
 
 
+def check_chat_spec(spec: str) -> ModelSpec:
+    """Parse a chat model string and check that its backend exists, without loading anything.
+
+    Front ends call it before long work (retrieval, ingest) so a typo fails at once.
+
+    Raises:
+        ConfigError: the string is empty.
+        UnknownModelError: no chat backend of that name.
+    """
+    parsed = ModelSpec.parse(spec)
+    _factory(CHAT_GROUP, parsed)
+    return parsed
+
+
 def _tracer(settings: Settings, tracing: bool | None) -> Any:
     if tracing is False or (tracing is None and not settings.tracing):
         return None
