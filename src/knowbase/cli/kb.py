@@ -132,6 +132,8 @@ def stats(ctx: click.Context, name: str, as_json: bool) -> None:
         click.echo(json.dumps(st, ensure_ascii=False, indent=2))
         return
     for key, value in st.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
         click.echo(f"{key:22} {value}")
 
 
