@@ -6,8 +6,7 @@ libraries (torch, llama.cpp) load only when a model is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from knowbase._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -68,15 +67,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'knowbase' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports('knowbase', _EXPORTS, globals())
 
 
 __all__ = sorted(_EXPORTS)

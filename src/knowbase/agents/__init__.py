@@ -12,8 +12,7 @@ Submodules load lazily so ``import knowbase.agents`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from knowbase._lazy import lazy_exports
 
 _EXPORTS = {
     "Tool": "knowbase.agents.tools",
@@ -33,15 +32,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'knowbase.agents' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports('knowbase.agents', _EXPORTS, globals())
 
 
 __all__ = sorted(_EXPORTS)

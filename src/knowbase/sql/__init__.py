@@ -9,8 +9,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from knowbase._lazy import lazy_exports
 
 _EXPORTS = {
     "Text2SQL": "knowbase.sql.pipeline",
@@ -32,11 +31,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'knowbase.sql' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports('knowbase.sql', _EXPORTS, globals())
 
 
 __all__ = sorted(_EXPORTS)
