@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
+from stub_http import serve
 
 from knowbase.agents import FunctionCallingAgent, ReActAgent, RouterAgent
 from knowbase.agents.builtin import calculator, make_http_get, make_kb_search
@@ -245,13 +245,8 @@ class _Metadata(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def metadata_server() -> Iterator[tuple[int, list[str]]]:
     _Metadata.hits = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1], _Metadata.hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_Metadata) as base:
+        yield int(base.rsplit(":", 1)[1]), _Metadata.hits
 
 
 class _InjectedKB:

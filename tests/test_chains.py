@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from stub_http import serve
 from pydantic import BaseModel
 
 from knowbase.chains import (
@@ -30,7 +30,7 @@ from knowbase.knowledge.types import Answer, Chunk, Citation
 from knowbase.models.base import ChatModel, Embedder, Message
 from knowbase.models.fake import FakeChat, FakeEmbedder, json_reply
 from knowbase.output import ListParser, PydanticParser
-from knowbase.prompts import ChatPromptTemplate, PromptTemplate
+from knowbase.prompts import ChatPromptTemplate
 from knowbase.safety.urls import UrlGuard
 from knowbase.tracing.store import TraceStore
 
@@ -313,11 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(_Handler) as base:
+        yield base
 
 
 class Product(BaseModel):

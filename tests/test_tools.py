@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import pytest
+from stub_http import serve
 
 from knowbase.agents.builtin import calculator, current_time, format_passages, make_http_get, make_kb_search, make_tools
 from knowbase.agents.tools import Tool, ToolDefinitionError, Toolbox, tool
@@ -262,14 +263,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def local_server() -> Iterator[tuple[str, list[str]]]:
     _Handler.hits = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", _Handler.hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(_Handler) as base:
+        yield base, _Handler.hits
 
 
 def test_http_get_fetches_allowlisted_hosts_only(local_server) -> None:
