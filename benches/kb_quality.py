@@ -14,7 +14,12 @@ Systems (rows):
 
 * ``knowbase bm25 | dense | hybrid``: ``KnowledgeBase.search(query, mode=...)`` on a
   knowledge base built from the corpus (one ``.txt`` file per document: title, blank
-  line, text), chunks mapped back to their document (best chunk counts).
+  line, text), chunks mapped back to their document (best chunk counts), with the
+  configured embedder (``sentence-transformers:all-minilm-l6-v2``, torch fp32).
+* ``knowbase dense | hybrid (onnx int8)``: the same with each ``--extra-embedders`` model
+  (default ``onnx:all-minilm-l6-v2``: the same weights exported to ONNX and quantised to
+  int8, see ``knowbase.models.onnx_embedder``), in the modes that use vectors (bm25 does
+  not depend on the embedder: same tokenizer, same chunks).
 * ``bm25s``: bm25s 0.2+ (Lucene BM25, k1=1.5, b=0.75) over the same title+text; English
   with PyStemmer's English stemmer and bm25s' English stop words, Chinese on jieba words.
 * ``ST cosine``: sentence-transformers with the same all-MiniLM-L6-v2, one vector per
@@ -38,7 +43,8 @@ Usage::
     .venv/bin/python benches/kb_quality.py                     # both data sets, all queries
     .venv/bin/python benches/kb_quality.py --limit 100         # first 100 judged queries each
     .venv/bin/python benches/kb_quality.py --datasets cmrc --no-peers
-    .venv/bin/python benches/kb_quality.py --datasets scifact --modes bm25 --embedder fake:384 --peers bm25s   # BM25 only, no model
+    .venv/bin/python benches/kb_quality.py --datasets scifact --modes bm25 --embedder fake:384 --peers bm25s --extra-embedders ''   # BM25 only, no model
+    nice -n 19 .venv/bin/python benches/kb_quality.py --datasets scifact --extra-embedders onnx:all-minilm-l6-v2,onnx:all-minilm-l6-v2@fp32
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (SHARED_DATA, BeirSet, CachingBackend, EmbeddingCache, Stopwatch, bench_home,  # noqa: E402
                      cached_embedder, jieba_tokens, load_beir, minilm_folder, peak_rss_mb, print_table)
 
+from knowbase.errors import KnowbaseError  # noqa: E402
 from knowbase.evals.metrics import evaluate_run  # noqa: E402
 
 DATASETS = {
@@ -78,8 +85,11 @@ Run = dict[str, list[str]]
 
 # --- knowbase --------------------------------------------------------------------------------
 def run_knowbase(data: BeirSet, modes: Sequence[str], *, embedder_spec: str | None,
-                 notes: list[str]) -> dict[str, tuple[Run, float]]:
+                 notes: list[str], suffix: str = "") -> dict[str, tuple[Run, float]]:
     """Ingest the corpus into a fresh knowledge base and search every query in every mode.
+
+    Args:
+        suffix: appended to the knowledge base's name (one per embedder in a run).
 
     Returns ``{mode: (run, mean seconds per query)}``.
     """
@@ -90,12 +100,12 @@ def run_knowbase(data: BeirSet, modes: Sequence[str], *, embedder_spec: str | No
         folder = Path(tmp)
         for doc_id in data.corpus:
             (folder / f"{doc_id}.txt").write_text(data.doc_text(doc_id), encoding="utf-8")
-        kb = KnowledgeBase.create(f"bench-{data.name}", embedder=embedder)
+        kb = KnowledgeBase.create(f"bench-{data.name}{suffix}", embedder=embedder)
         t0 = time.perf_counter()
         report = kb.ingest([folder])
         ingest_s = time.perf_counter() - t0
     backend: CachingBackend = embedder.backend
-    notes.append(f"{data.name}: knowbase ingest {ingest_s:.1f} s ({_describe(report)}); "
+    notes.append(f"{data.name}: knowbase [{embedder.spec}] ingest {ingest_s:.1f} s ({_describe(report)}); "
                  f"embedding {backend.encode_seconds:.1f} s spent, cache {backend.cache.hits} hits / "
                  f"{backend.cache.misses} misses")
     out: dict[str, tuple[Run, float]] = {}
@@ -111,6 +121,14 @@ def run_knowbase(data: BeirSet, modes: Sequence[str], *, embedder_spec: str | No
     if callable(close):
         close()
     return out
+
+
+def embedder_label(spec: str) -> str:
+    """Short row label of an extra embedder: ``onnx int8``, ``onnx fp32``, else the model string."""
+    backend, _, rest = spec.partition(":")
+    if backend == "onnx":
+        return f"onnx {rest.rpartition('@')[2] if '@' in rest else 'int8'}"
+    return spec
 
 
 def _describe(report: Any) -> str:
@@ -234,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N judged queries per data set")
     parser.add_argument("--modes", default="bm25,dense,hybrid", help="knowbase search modes")
     parser.add_argument("--embedder", default=None, help="knowbase embedder model string (default: configured)")
+    parser.add_argument("--extra-embedders", default="onnx:all-minilm-l6-v2",
+                        help="comma list of more knowbase embedders, rows for the modes that use vectors ('' for none)")
     parser.add_argument("--peers", default="bm25s,st", help="comma list of peers: bm25s, st ('' for none)")
     parser.add_argument("--no-peers", action="store_true", help="skip every peer (same as --peers '')")
     parser.add_argument("--no-knowbase", action="store_true", help="peers only")
@@ -245,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown data set(s): {', '.join(unknown)}")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    extra_embedders = [e.strip() for e in args.extra_embedders.split(",") if e.strip()]
     peers = set() if args.no_peers else {p.strip() for p in args.peers.split(",") if p.strip()}
     if peers - {"bm25s", "st"}:
         parser.error(f"unknown peer(s): {', '.join(sorted(peers - {'bm25s', 'st'}))}")
@@ -275,6 +296,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else:
                     for mode, (run, s) in kb_runs.items():
                         record(f"knowbase {mode}", name, run, s, data, lang)
+                vector_modes = [m for m in modes if m != "bm25"]
+                for n_extra, spec in enumerate(extra_embedders if vector_modes else []):
+                    try:
+                        kb_runs = run_knowbase(data, vector_modes, embedder_spec=spec, notes=notes,
+                                               suffix=f"-extra{n_extra}")
+                    except (ImportError, KnowbaseError) as exc:
+                        notes.append(f"{name}: knowbase with {spec} skipped: {exc}")
+                        continue
+                    for mode, (run, s) in kb_runs.items():
+                        record(f"knowbase {mode} ({embedder_label(spec)})", name, run, s, data, lang)
             peer_runs: dict[str, Run] = {}
             if "bm25s" in peers:
                 run, s = run_bm25s(data, lang)
@@ -287,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if len(peer_runs) == 2:
                 record("RRF(bm25s, ST) k=60", name, rrf(peer_runs["bm25s"], peer_runs["st"]), 0.0, data, lang)
 
-    systems.sort(key=lambda s: s.startswith("knowbase"))  # peers first, then knowbase's modes
+    systems.sort(key=lambda s: s.startswith("knowbase"))  # peers first, then knowbase's modes (stable order)
     headers = ["system"]
     columns: list[tuple[str, str]] = []
     for name in names:

@@ -28,6 +28,10 @@ Usage::
 
     .venv/bin/python benches/text2sql.py --limit 20            # 20 Spider + 20 Chinook
     .venv/bin/python benches/text2sql.py --limit 972 --no-chinook   # the full run (~3 h)
+    # two processes side by side (one prefix cache each), then one table:
+    .venv/bin/python benches/text2sql.py --limit 100 --systems gold,raw --no-chinook --out raw.json &
+    .venv/bin/python benches/text2sql.py --limit 100 --systems knowbase --out kb.json
+    .venv/bin/python benches/text2sql.py --report raw.json kb.json
 """
 
 from __future__ import annotations
@@ -329,7 +333,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row-limit", type=int, default=100_000, help="rows fetched per query")
     parser.add_argument("--timeout", type=float, default=30.0, help="time limit per query, seconds")
     parser.add_argument("--out", default=None, help="write every record as JSON here")
-    return run(parser.parse_args(argv))
+    parser.add_argument("--report", nargs="+", default=None, metavar="JSON",
+                        help="print the tables from the --out files of earlier runs (e.g. one process per "
+                             "system on the same sample) instead of running")
+    args = parser.parse_args(argv)
+    if args.report:
+        return report_files(args.report)
+    return run(args)
+
+
+def report_files(paths: list[str]) -> int:
+    """Print the tables for the records in ``paths``, restricted to the questions every system answered.
+
+    Lets two processes (say ``--systems gold,raw`` and ``--systems knowbase``, same
+    ``--limit`` and ``--seed``) run side by side, one llama.cpp prefix cache each.
+    """
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        records += json.loads(Path(path).read_text())
+    kept: list[dict[str, Any]] = []
+    for dataset in ("spider", "chinook"):
+        recs = [r for r in records if (r["db_id"] == "chinook") == (dataset == "chinook")]
+        by_system: dict[str, set[str]] = defaultdict(set)
+        for r in recs:
+            by_system[r["system"]].add(r["id"])
+        if not by_system:
+            continue
+        common = set.intersection(*by_system.values())
+        dropped = {s: len(ids - common) for s, ids in by_system.items() if ids - common}
+        print(f"# {dataset}: {len(common)} questions answered by every system ({', '.join(sorted(by_system))})"
+              + (f"; left out (not answered by all): {dropped}" if dropped else ""))
+        kept += [r for r in recs if r["id"] in common]
+    report(kept)
+    return 0
 
 
 if __name__ == "__main__":

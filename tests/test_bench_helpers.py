@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowbase.errors import InputFileError
+from knowbase.errors import InputFileError, UserError
 from knowbase.models.fake import FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO / "benches"))
 import _common  # noqa: E402
 import kb_answers  # noqa: E402
 import kb_quality  # noqa: E402
+import kb_speed  # noqa: E402
 
 SAMPLE = REPO / "samples" / "k8s"
 
@@ -125,3 +126,82 @@ def test_sample_pages_are_unchanged_copies(shared_data: Path) -> None:
             assert (SAMPLE / lang / rel).read_bytes() == original.read_bytes(), f"{lang}/{rel}"
     assert len(list(SAMPLE.rglob("*.md"))) == 2 * 58 + 1   # the pages and NOTICE.md
     assert (SAMPLE / "LICENSE").read_bytes() == (shared_data / "k8s-docs" / "LICENSE").read_bytes()
+
+
+# --- benches/kb_speed.py ---------------------------------------------------------------------------
+def test_kb_speed_parse_sizes_and_labels() -> None:
+    assert kb_speed.parse_sizes("5k, 100k,1M") == [5000, 100_000, 1_000_000]
+    assert kb_speed.parse_sizes("1.5k,750") == [1500, 750]
+    for bad in ("abc", "0", "1.5", "-2k"):
+        with pytest.raises(UserError):
+            kb_speed.parse_sizes(bad)
+    assert [kb_speed.size_label(n) for n in (5000, 1_000_000, 1234, 2_500_000)] == ["5k", "1M", "1234", "2500k"]
+
+
+def test_kb_speed_exact_top_k_merges_blocks() -> None:
+    corpus = np.array([[1, 0], [0, 1], [0.8, 0.6], [0.6, 0.8], [-1, 0]], dtype=np.float32)
+    queries = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    top = kb_speed.exact_top_k(queries, corpus, 3, block=2)       # three blocks: 2 + 2 + 1 rows
+    np.testing.assert_allclose(top, [[1.0, 0.8, 0.6], [1.0, 0.8, 0.6]], rtol=1e-6)
+    assert kb_speed.exact_top_k(queries, corpus[:2], 3).shape == (2, 2)  # fewer rows than k
+
+
+def test_kb_speed_recall_vs_exact_is_tie_aware() -> None:
+    corpus = np.array([[1, 0], [1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32)   # rows 0 and 1 tie
+    q = np.array([1, 0], dtype=np.float32)
+    kth = float(kb_speed.exact_top_k(q[None], corpus, 2)[0, -1])
+    assert kth == 1.0
+    assert kb_speed.recall_vs_exact([1, 0], query=q, corpus=corpus, kth_score=kth, k=2) == 1.0
+    assert kb_speed.recall_vs_exact([0, 2], query=q, corpus=corpus, kth_score=kth, k=2) == 0.5
+    assert kb_speed.recall_vs_exact([0, 0, 3], query=q, corpus=corpus, kth_score=kth, k=2) == 0.5  # duplicate once
+    assert kb_speed.recall_vs_exact([], query=q, corpus=corpus, kth_score=kth, k=2) == 0.0
+
+
+def test_kb_speed_parse_child_result() -> None:
+    out = "noise\nKB_SPEED_RESULT {\"chunks\": 1}\nKB_SPEED_RESULT {\"chunks\": 2, \"seconds\": 0.5}\ntrailer\n"
+    assert kb_speed.parse_child_result(out) == {"chunks": 2, "seconds": 0.5}
+    with pytest.raises(UserError):
+        kb_speed.parse_child_result("no result here\n")
+    with pytest.raises(UserError):
+        kb_speed.parse_child_result("KB_SPEED_RESULT {not json\n")
+
+
+def test_kb_speed_ndcg_from_quality_json() -> None:
+    results = {"bm25s": {"scifact": {"ndcg@10": 0.696}},
+               "ST cosine (MiniLM)": {"scifact": {"ndcg@10": 0.645}},
+               "knowbase dense": {"scifact": {"ndcg@10": 0.679}},
+               "knowbase hybrid": {"scifact": {"ndcg@10": 0.722}},
+               "knowbase hybrid (onnx fp32)": {"scifact": {"ndcg@10": 0.7215}},
+               "knowbase hybrid (onnx int8)": {"scifact": {"ndcg@10": 0.719}},
+               "knowbase dense (onnx int8)": {"cmrc": {"mrr": 0.3}}}
+    assert kb_speed.quality_label("onnx:all-minilm-l6-v2") == "onnx int8"
+    assert kb_speed.quality_label("onnx:all-minilm-l6-v2@fp32") == "onnx fp32"
+    assert kb_speed.quality_label("fake:384") == "fake:384"
+    assert kb_speed.ndcg_from_quality(results) == 0.722
+    assert kb_speed.ndcg_from_quality(results, variant="onnx int8") == 0.719
+    assert kb_speed.ndcg_from_quality(results, variant="onnx fp32") == 0.7215
+    assert kb_speed.ndcg_from_quality(results, mode="dense") == 0.679
+    assert kb_speed.ndcg_from_quality(results, variant="onnx int8", mode="dense") is None   # no SciFact figure
+    assert kb_speed.ndcg_of_peer(results) == 0.645
+    assert kb_speed.ndcg_of_peer({"bm25s": {"scifact": {"ndcg@10": 0.7}}}) is None
+    ndcg, notes = kb_speed.read_quality([Path("/nonexistent/q.json")], fast_spec="onnx:all-minilm-l6-v2")
+    assert ndcg == {} and "cannot read" in notes[0]
+
+
+def test_kb_speed_table_rows_and_cells() -> None:
+    Q = kb_speed.QueryFigures
+    queries = [Q("kb-fp32:hybrid", 5012, 12.0, 20.0, None), Q("kb-fp32:dense", 5012, 8.0, 9.0, 0.995),
+               Q("lc-faiss", 5012, 30.0, 40.0, 1.0), Q("lc-faiss", 1_000_000, note="skipped")]
+    ingest = {"kb-fp32": {"chunks": 2900, "seconds": 100.0, "chunks_per_s": 29.0, "peak_rss_mib": 700.0},
+              "lc-faiss": {"chunks": 2945, "seconds": 200.0, "chunks_per_s": 14.7, "peak_rss_mib": 950.0}}
+    headers, rows = kb_speed.build_table(ingest, queries, [5000, 1_000_000], ["kb-fp32", "lc-faiss"],
+                                         {"kb-fp32": 0.7221, "lc-faiss": 0.645})
+    assert headers[5:8] == ["5k p50 ms", "5k p95 ms", "5k R@10"] and headers[-1] == "SciFact nDCG@10"
+    assert [r[0] for r in rows] == ["knowbase (fp32) hybrid", "knowbase (fp32) dense", "LangChain + FAISS"]
+    assert rows[0][1:8] == [2900, 100.0, 29.0, 700.0, 12.0, 20.0, None] and rows[0][-1] == "0.722"
+    assert rows[1][1:5] == [None] * 4 and rows[1][5:8] == [8.0, 9.0, "0.995"]   # dense row: no ingest columns
+    assert rows[2][5:11] == [30.0, 40.0, "1.000", None, None, None]             # skipped at 1M: empty cells
+    _, ingest_only = kb_speed.build_table(ingest, [], [], ["kb-fp32", "lc-faiss"], {}, modes=False)
+    assert [r[0] for r in ingest_only] == ["knowbase (fp32)", "LangChain + FAISS"]
+    assert ingest_only[1][1:5] == [2945, 200.0, 14.7, 950.0]
+    assert not kb_speed._near(4999, 5000) and kb_speed._near(5012, 5000) and not kb_speed._near(6000, 5000)

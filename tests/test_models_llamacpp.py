@@ -148,3 +148,66 @@ def test_unknown_model_name(knowbase_home: Path) -> None:
         get_chat_model("llamacpp:llama-9000", settings=Settings.load())
     assert err.value.spec == "llama-9000"
     assert not TraceStore(knowbase_home / "logs.db").calls()
+
+
+KB_MESSAGES = [
+    Message.system("You answer questions using only the numbered passages the user gives you. Cite passages like "
+                   "[1]. If the passages do not contain the answer, reply exactly: NOT FOUND"),
+    Message.user("Passages:\n[1] A Deployment's maxSurge defaults to 25%. maxUnavailable defaults to 25%.\n\n"
+                 "Question: What is the default maxSurge?"),
+]
+
+
+def _fresh(settings: Settings, **kwargs: Any) -> ChatModel:
+    """SmolLM2 loaded anew (its own model cache), as in a new process."""
+    from knowbase.models.llamacpp import ModelCache
+
+    return get_chat_model("llamacpp:smollm2-135m", settings=settings, tracing=False, models=ModelCache(), **kwargs)
+
+
+def test_system_prefix_state_is_saved_and_restored_by_a_new_process(knowbase_home: Path, tmp_path: Path) -> None:
+    settings = Settings.load()
+    kv = tmp_path / "kv"
+    first = _fresh(settings, prefix_cache=kv)
+    a = first.chat(KB_MESSAGES, max_tokens=24, temperature=0.0).text
+    assert first.backend.prefix_restored is False  # evaluated, then saved
+    files = list(kv.glob("*.npz"))
+    assert len(files) == 1 and files[0].stat().st_size > 10_000
+    assert not list(kv.glob("*.tmp"))
+    second = _fresh(settings, prefix_cache=kv)
+    b = second.chat(KB_MESSAGES, max_tokens=24, temperature=0.0).text
+    assert second.backend.prefix_restored is True and b == a
+    # same process, same prefix: llama.cpp's in-memory prefix reuse, the disk is not read
+    second.chat(KB_MESSAGES[:1] + [Message.user("Question: What is maxUnavailable?")], max_tokens=4)
+    assert second.backend.prefix_restored is None
+    # a corrupt file is rebuilt, the answer unchanged
+    files[0].write_bytes(b"not a state")
+    third = _fresh(settings, prefix_cache=kv)
+    assert third.chat(KB_MESSAGES, max_tokens=24, temperature=0.0).text == a
+    assert third.backend.prefix_restored is False
+    # off: no restore attempted
+    off = _fresh(settings, prefix_cache=None)
+    assert off.chat(KB_MESSAGES, max_tokens=24, temperature=0.0).text == a and off.backend.prefix_restored is None
+    assert _fresh(settings).backend._prefix_cache == settings.models_dir / "kv-cache"  # the default place
+
+
+def test_prompt_lookup_decoding_keeps_greedy_output(knowbase_home: Path) -> None:
+    settings = Settings.load()
+    plain = _fresh(settings, prompt_lookup=0, prefix_cache=None).chat(KB_MESSAGES, max_tokens=32, temperature=0.0)
+    model = _fresh(settings, prompt_lookup=4, prefix_cache=None)
+    assert model.backend.loaded().llama.draft_model is not None
+    fast = model.chat(KB_MESSAGES, max_tokens=32, temperature=0.0)
+    assert fast.text == plain.text and fast.usage.completion_tokens == plain.usage.completion_tokens
+    again = model.chat(KB_MESSAGES, max_tokens=32, temperature=0.0)  # the cached prompt path too
+    assert again.text == plain.text
+
+
+def test_prompt_lookup_setting_must_be_a_number(knowbase_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from knowbase.errors import ConfigError
+
+    monkeypatch.setenv("KNOWBASE_PROMPT_LOOKUP", "lots")
+    with pytest.raises(ConfigError) as err:
+        get_chat_model("llamacpp:smollm2-135m", settings=Settings.load())
+    assert err.value.field == "prompt_lookup"
+    monkeypatch.setenv("KNOWBASE_PROMPT_LOOKUP", "3")
+    assert get_chat_model("llamacpp:smollm2-135m", settings=Settings.load()).backend._llama_kwargs["prompt_lookup"] == 3

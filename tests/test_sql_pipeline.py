@@ -12,11 +12,23 @@ from sql_hostile import build_shop_db
 from knowbase.models.base import ChatModel
 from knowbase.models.fake import FakeChat
 from knowbase.sql.database import open_database
-from knowbase.sql.errors import DatabaseConnectError, SQLRefusedError, SQLValidationError
+from knowbase.sql.errors import (
+    DatabaseConnectError,
+    SQLRefusedError,
+    SQLValidationError,
+)
 from knowbase.sql.generate import Example, extract_sql, first_statement, select_examples
 from knowbase.sql.pipeline import STAGES, Text2SQL
-from knowbase.sql.schema import Column, Schema, Table, fence_value, introspect, select_tables, words
-from knowbase.sql.validate import validate_sql
+from knowbase.sql.schema import (
+    Column,
+    Schema,
+    Table,
+    fence_value,
+    introspect,
+    select_tables,
+    words,
+)
+from knowbase.sql.validate import validate_sql, with_column_hint
 
 
 @pytest.fixture()
@@ -126,6 +138,39 @@ def test_validate_reports_unknown_names_with_the_known_ones(shop: Path) -> None:
     assert info.value.reason.startswith("syntax error")
 
 
+def test_validate_names_the_table_that_holds_a_column_missing_from_the_query(shop: Path) -> None:
+    schema = introspect(open_database(shop))
+    with pytest.raises(SQLValidationError) as info:
+        validate_sql("SELECT count(*) FROM orders WHERE city = 'Paris'", schema=schema)
+    assert info.value.reason == ("column city is not in table orders of the query; city is a column of customers: "
+                                 "join that table through its key")
+    with pytest.raises(SQLValidationError) as info:
+        validate_sql("SELECT o.city FROM orders AS o", schema=schema)
+    assert info.value.reason.endswith("city is a column of customers: join that table through its key")
+    with pytest.raises(SQLValidationError) as info:  # the right table is joined already: name its alias
+        validate_sql("SELECT o.city FROM orders AS o JOIN customers AS C ON C.id = o.customer_id", schema=schema)
+    assert info.value.reason.endswith("the query already reads a table that holds it: write C.city")
+    # the join, a correlated subquery, a CTE and a derived table all resolve
+    assert validate_sql("SELECT count(*) FROM orders JOIN customers ON customers.id = orders.customer_id "
+                        "WHERE city = 'Paris'", schema=schema)
+    assert validate_sql("SELECT name FROM customers WHERE id IN (SELECT customer_id FROM orders WHERE amount > 5)",
+                        schema=schema)
+    assert validate_sql("SELECT name, (SELECT count(*) FROM orders WHERE orders.customer_id = customers.id) AS n "
+                        "FROM customers ORDER BY n", schema=schema)
+    assert validate_sql("WITH c AS (SELECT city FROM customers) SELECT city FROM c", schema=schema)
+    assert validate_sql("SELECT city FROM (SELECT city FROM customers) AS x", schema=schema)
+
+
+def test_execution_errors_get_the_table_that_holds_the_column(shop: Path) -> None:
+    schema = introspect(open_database(shop))
+    assert with_column_hint("no such column: T1.city", schema) == (
+        "no such column: T1.city; city is a column of customers: join that table through its key")
+    assert with_column_hint('column "amount" does not exist', schema).endswith("amount is a column of orders: "
+                                                                              "join that table through its key")
+    assert with_column_hint("no such column: nowhere", schema) == "no such column: nowhere"
+    assert with_column_hint("no such function: X", schema) == "no such function: X"
+
+
 def test_validate_accepts_sqlite_quirks_and_aliases(shop: Path) -> None:
     schema = introspect(open_database(shop))
     # SQLite reads an unknown double-quoted identifier as a string
@@ -202,6 +247,10 @@ def test_ask_feeds_execution_errors_back(shop: Path) -> None:
     result = Text2SQL(shop, model=model).ask("q")
     assert result.ok and result.attempts == 2
     assert "no such function: NO_SUCH_FN" in model.backend.calls[1][0][-1].content
+    model = fake("SELECT city FROM (SELECT id FROM customers) AS x", "SELECT 1", "One.")  # passes validation
+    assert Text2SQL(shop, model=model, limit=None).ask("q").ok
+    assert model.backend.calls[1][0][-1].content.startswith(
+        "That query failed: no such column: city; city is a column of customers: join that table through its key")
 
 
 def test_ask_reports_failure_after_all_attempts(shop: Path) -> None:

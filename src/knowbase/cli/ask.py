@@ -25,6 +25,21 @@ def _source(chunk: Any) -> str:
     return fmt(chunk)
 
 
+def source_lines(numbered: Any) -> list[str]:
+    """One line per distinct source: ``[1][3] path § section (p. N)``.
+
+    Args:
+        numbered: ``(n, chunk)`` pairs, in display order.
+
+    Passages from the same place (same label) share one line listing all their numbers,
+    so a source is never printed twice.
+    """
+    groups: dict[str, list[int]] = {}
+    for n, chunk in numbered:
+        groups.setdefault(_source(chunk), []).append(n)
+    return [f"{''.join(f'[{n}]' for n in nums)} {label}" for label, nums in groups.items()]
+
+
 def print_stream(base: Any, question: str, *, model: str | None, k: int, extractive: bool,
                  echo: Any = click.echo) -> Any:
     """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer."""
@@ -40,8 +55,8 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
         if event.kind == "sources":
             t = "sources" if not event.abstained else "nearest sources"
             echo(click.style(f"{t}:", bold=True))
-            for n, hit in enumerate(event.passages, start=1):
-                echo(f"  [{n}] {_source(hit.chunk)}")
+            for line in source_lines((n, hit.chunk) for n, hit in enumerate(event.passages, start=1)):
+                echo(f"  {line}")
             if not event.passages:
                 echo("  (none)")
         elif event.kind == "delta":
@@ -63,8 +78,8 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     if answer.citations:
         echo(click.style("cited (attributed by knowbase: the model gave no marker):" if answer.attributed
                          else "cited:", bold=True))
-        for c in answer.citations:
-            echo(f"  [{c.n}] {_source(c.chunk)}")
+        for line in source_lines((c.n, c.chunk) for c in answer.citations):
+            echo(f"  {line}")
     if answer.invalid_citations:
         echo(f"removed citations of passages not given: {', '.join(f'[{n}]' for n in answer.invalid_citations)}",
              err=True)
@@ -91,6 +106,8 @@ def answer_json(answer: Any) -> dict[str, Any]:
         "invalid_citations": list(answer.invalid_citations), "attributed": answer.attributed,
         "passages": [{"n": i, "score": p.score, **chunk(p.chunk)} for i, p in enumerate(answer.passages, start=1)],
         "timings": {k: round(v, 4) for k, v in answer.timings.items()}, "trace_id": answer.trace_id,
+        "usage": ({"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens}
+                  if answer.usage is not None else None),
     }
 
 

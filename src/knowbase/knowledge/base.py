@@ -188,7 +188,7 @@ class KnowledgeBase:
 
     @classmethod
     def drop(cls, name: str, settings: Settings | None = None) -> Path:
-        """Delete a knowledge base file (and its WAL files). Returns the path removed.
+        """Delete a knowledge base file (and its WAL files and search index). Returns the path removed.
 
         Raises:
             KnowledgeBaseNotFoundError: no such knowledge base.
@@ -197,7 +197,7 @@ class KnowledgeBase:
         kb_name, path = _path_for(name, settings)
         if not path.exists():
             raise KnowledgeBaseNotFoundError(f"no knowledge base {kb_name!r} at {path}", name=kb_name, path=str(path))
-        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.index")):
             p.unlink(missing_ok=True)
         return path
 

@@ -114,7 +114,7 @@ def fts_query(tokens: Iterable[str]) -> str:
 # coverage signal (and of the BM25 query). English words pass through the BM25 stemmer first.
 _QUESTION_WORDS_EN = ("what which who whom whose when where why how do does did can could should would shall may "
                       "might must i you we they he she me my your our us them please tell explain describe mean "
-                      "happen happens get use used using")
+                      "happen happens get use used using many much often long")
 _QUESTION_WORDS_ZH = "什么 怎么 怎样 怎么样 如何 哪里 哪儿 哪些 哪个 为什么 为何 吗 呢 是否 多少 多久 几 请问 请 告诉 介绍 一下 可以 能 会"
 
 

@@ -6,6 +6,13 @@ embedding work; otherwise load (:func:`knowbase.knowledge.loaders.load_document`
 chunk above ``embedder.max_input_tokens``), embed in batches across documents, and write
 each document in one transaction (:meth:`KBStore.write_document`). A file that cannot be
 read or parsed is reported in :attr:`IngestReport.failed` and the rest carries on.
+
+A changed file is usually a small edit: when its new chunks include texts identical to
+chunks of its stored version, their stored vectors are reused and only the other chunks
+go to the embedding model (:attr:`IngestReport.reused` counts them). The match is on the
+exact chunk text, not on the store's near-duplicate ``norm`` hash, which ignores case and
+punctuation that the model does see; so the result equals a full re-embedding (for int8
+ONNX, whose vectors depend slightly on the batch, up to its quantisation noise).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from knowbase.errors import InputFileError, KnowbaseError
 from knowbase.knowledge.bm25 import tokenize
@@ -55,7 +64,11 @@ class IngestProgress:
 
 @dataclass(slots=True)
 class IngestReport:
-    """What an ingest did. Lists hold document paths; ``failed`` holds (path, reason)."""
+    """What an ingest did. Lists hold document paths; ``failed`` holds (path, reason).
+
+    ``chunks`` counts chunks written; ``reused`` how many of them kept the stored vector of
+    an identical chunk text of the same document (not sent to the embedding model).
+    """
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -63,6 +76,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
+    reused: int = 0
     seconds: float = 0.0
 
     @property
@@ -77,7 +91,7 @@ class IngestReport:
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "skipped": self.skipped, "removed": self.removed,
                 "failed": [{"path": p, "reason": r} for p, r in self.failed], "chunks": self.chunks,
-                "seconds": round(self.seconds, 3)}
+                "reused": self.reused, "seconds": round(self.seconds, 3)}
 
 
 ProgressFn = Callable[[IngestProgress], None]
@@ -103,9 +117,13 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 @dataclass(slots=True)
 class _Pending:
+    """A loaded, split document waiting for embeddings; ``known`` maps chunk index -> a
+    stored vector of the same text (from the document's previous version)."""
+
     row: DocumentRow
     chunks: list["Chunk"]
     status: str
+    known: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -162,15 +180,17 @@ class Ingestor:
         def flush() -> None:
             if not pending:
                 return
-            texts = [c.text for p in pending for c in p.chunks]
-            vectors = self.embedder.embed(texts)
-            tokens = [tokenize(t) for t in texts]
-            at = 0
+            texts = [c.text for p in pending for i, c in enumerate(p.chunks) if i not in p.known]
+            fresh = iter(self.embedder.embed(texts)) if texts else iter(())
             for p in pending:
                 n = len(p.chunks)
-                self.store.write_document(p.row, p.chunks, tokens[at:at + n], vectors[at:at + n])
-                at += n
+                if n:
+                    vectors = np.stack([p.known[i] if i in p.known else next(fresh) for i in range(n)])
+                else:
+                    vectors = np.zeros((0, self.embedder.dim), dtype=np.float32)
+                self.store.write_document(p.row, p.chunks, [tokenize(c.text) for c in p.chunks], vectors)
                 report.chunks += n
+                report.reused += len(p.known)
                 (report.added if p.status == "added" else report.updated).append(p.row.path)
                 tick(p.row.path, p.status)
             pending.clear()
@@ -206,7 +226,7 @@ class Ingestor:
                 tick(key, "skipped")
                 continue
             pending.append(entry)
-            if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
+            if sum(len(p.chunks) - len(p.known) for p in pending) >= EMBED_BATCH_CHUNKS:
                 flush()
         flush()
         if prune:
@@ -235,7 +255,26 @@ class Ingestor:
             mtime = None
         row = DocumentRow(id=0, path=str(path), sha256=sha, size=size, mtime=mtime, title=doc.title,
                           language=doc.language, metadata=dict(doc.metadata), kind="file")
-        return _Pending(row, chunks, "updated" if old is not None else "added")
+        known = self._stored_vectors(old.id, chunks) if old is not None else {}
+        return _Pending(row, chunks, "updated" if old is not None else "added", known)
+
+    def _stored_vectors(self, doc_id: int, chunks: Sequence["Chunk"]) -> dict[int, np.ndarray]:
+        """``{index in chunks: stored vector}`` for new chunks whose exact text a stored chunk
+        of document ``doc_id`` has (its vector came from the same embedder: the store
+        records one embedder and the caller checked it)."""
+        stored = self.store.document_chunks(doc_id)
+        wanted = {c.text for c in chunks}
+        ids_by_text = {c.text: c.chunk_id for c in stored if c.text in wanted and c.chunk_id}
+        if not ids_by_text:
+            return {}
+        vectors = self.store.vectors(list(ids_by_text.values()))
+        dim = self.embedder.dim
+        out: dict[int, np.ndarray] = {}
+        for i, chunk in enumerate(chunks):
+            vec = vectors.get(ids_by_text.get(chunk.text, -1))
+            if vec is not None and vec.shape == (dim,):
+                out[i] = vec
+        return out
 
 
 def _reason(exc: BaseException) -> str:

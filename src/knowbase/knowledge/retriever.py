@@ -13,8 +13,13 @@ language is close to noise (all-MiniLM-L6-v2 on CMRC 2018 Chinese questions: rec
 0.294 against 0.991 for BM25 with jieba), and fusing noise with equal weight drags the
 good ranking down (plain RRF: 0.616). So when ``Embedder.languages`` is known and does
 not contain the query's language (:func:`knowbase.knowledge.language.detect_language`),
-the dense weight is 0: its results only fill places BM25 leaves empty. Otherwise both
-weights are 1 (plain RRF). No per-data-set switch is needed.
+the dense weight is 0: dense search then only annotates the BM25 hits (``dense_rank``,
+``dense_score``), and chunks found by dense search alone are not listed, since their fused
+evidence is zero. Otherwise both weights are 1 (plain RRF). No per-data-set switch is needed.
+
+Both searches ask the store for one chunk per near-duplicate text (``distinct``), and
+the fused list is collapsed again (the best of each group), so a knowledge base holding
+the same page many times still returns ``k`` different passages.
 """
 
 from __future__ import annotations
@@ -67,8 +72,9 @@ def rrf(rankings: Sequence[Sequence[int]], weights: Sequence[float], *, k: int =
         k: the RRF constant (60 in the paper).
 
     Returns:
-        list of (id, fused score), best first. Ties (e.g. ids only in zero-weight
-        rankings) keep the order of the first ranking that has them.
+        list of (id, fused score), best first. Ties keep the order of the first ranking
+        that has them. Ids found only by zero-weight rankings have score 0 (callers that
+        list results drop them: see :meth:`Retriever.search`).
 
     Example::
 
@@ -165,7 +171,8 @@ class Retriever:
         dense_hits: list[tuple[int, float]] = []
         if mode in ("bm25", "hybrid"):
             t0 = time.perf_counter()
-            bm25_hits = self.store.bm25_search(query_tokens(query), depth, path_glob=flt.path, language=flt.language)
+            bm25_hits = self.store.bm25_search(query_tokens(query), depth, path_glob=flt.path, language=flt.language,
+                                               distinct=True)
             timings["bm25"] = time.perf_counter() - t0
         w = weights
         if mode == "hybrid" and w is None:
@@ -176,7 +183,8 @@ class Retriever:
         if mode == "dense" or (mode == "hybrid" and (w is None or w.dense > 0 or len(bm25_hits) < depth)):
             t0 = time.perf_counter()
             vec = self._embedder().embed_query(query)
-            dense_hits = self.store.dense_search(vec, depth, path_glob=flt.path, language=flt.language)
+            dense_hits = self.store.dense_search(vec, depth, path_glob=flt.path, language=flt.language,
+                                                 distinct=True)
             timings["dense"] = time.perf_counter() - t0
         b_rank = {cid: (i, s) for i, (cid, s) in enumerate(bm25_hits, start=1)}
         d_rank = {cid: (i, s) for i, (cid, s) in enumerate(dense_hits, start=1)}
@@ -186,7 +194,8 @@ class Retriever:
             fused = dense_hits
         else:
             w = w or Weights()
-            fused = rrf([[c for c, _ in bm25_hits], [c for c, _ in dense_hits]], [w.bm25, w.dense])
+            fused = [(c, s) for c, s in rrf([[c for c, _ in bm25_hits], [c for c, _ in dense_hits]],
+                                            [w.bm25, w.dense]) if s > 0]  # no evidence, no listing
         fused = self._collapse(fused, k * 3)
         chunks = self.store.chunks([cid for cid, _ in fused])
         out = []
@@ -209,8 +218,13 @@ class Retriever:
         return self._embedder().languages
 
     def _collapse(self, hits: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
-        """Keep the best of each group of near-duplicate chunks; at most ``limit`` results."""
-        head = hits[: max(limit * 2, limit + 20)]
+        """Keep the best of each group of near-duplicate chunks; at most ``limit`` results.
+
+        Args:
+            hits: (chunk_id, score), best first (all of them are looked at).
+            limit: most results kept.
+        """
+        head = hits
         norms = self.store.norms([cid for cid, _ in head])
         seen: set[str] = set()
         out = []

@@ -17,11 +17,19 @@ Tables:
   ``rowid`` = chunk id. Ranked by SQLite's ``bm25()``: Robertson/Sparck Jones BM25 with
   k1=1.2, b=0.75 and IDF ``log((N - n + 0.5) / (n + 0.5))`` floored at 1e-6
   (https://www.sqlite.org/fts5.html#the_bm25_function).
-* ``vec_chunks``: a sqlite-vec ``vec0`` table of ``float[dim]`` embeddings (cosine
-  distance), ``chunk_id`` primary key; searched exactly (brute force).
+* ``vec_chunks(chunk_id INTEGER PRIMARY KEY, embedding BLOB)``: float32 embeddings,
+  L2-normalised (a plain rowid table since ``m002_plain_vectors``: point reads of a
+  few hundred vectors take about a millisecond, where sqlite-vec's ``vec0`` scanned its
+  whole table for them; sqlite-vec's ``vec_distance_cosine`` still serves filtered search).
 
 Every write of one document (its row, chunks, FTS rows and vectors) is one
-``BEGIN IMMEDIATE`` transaction: a crash leaves the old state or the new one.
+``BEGIN IMMEDIATE`` transaction: a crash leaves the old state or the new one. Each write
+transaction also bumps ``meta.generation``, which tells the search index beside the file
+(:mod:`knowbase.knowledge.index`, ``<kb>.db.index``) that it is stale.
+
+Unfiltered searches go through that index (BM25 with FTS5's exact scores; dense by binary
+codes with exact float rescoring); filtered ones run in SQL (FTS5 ``bm25()``, sqlite-vec
+``vec_distance_cosine`` over the matching chunks).
 """
 
 from __future__ import annotations
@@ -29,21 +37,38 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from knowbase.errors import StoreError, UserError
 from knowbase.knowledge.types import Chunk
 
-TOKENIZER_VERSION = "bm25s-en-snowball+jieba/1"
+if TYPE_CHECKING:  # pragma: no cover
+    from knowbase.knowledge.index import SearchIndex
 
-MIGRATIONS: list[tuple[str, str]] = [
+TOKENIZER_VERSION = "bm25s-en-snowball+jieba/1"
+PAGE_SIZE = 8192  # bytes, for new files (SQLite's default is 4096)
+
+
+def _plain_vectors(conn: Any) -> None:
+    """m002: a sqlite-vec ``vec0`` ``vec_chunks`` becomes a plain rowid table (same rows)."""
+    rows = list(conn.execute("SELECT sql FROM sqlite_master WHERE name = 'vec_chunks'"))
+    if not rows or "vec0" not in (rows[0][0] or "").lower():
+        return
+    conn.execute("CREATE TABLE vec_chunks_plain (chunk_id INTEGER PRIMARY KEY, embedding BLOB NOT NULL)")
+    conn.execute("INSERT INTO vec_chunks_plain SELECT chunk_id, embedding FROM vec_chunks")
+    conn.execute("DROP TABLE vec_chunks")
+    conn.execute("ALTER TABLE vec_chunks_plain RENAME TO vec_chunks")
+
+
+MIGRATIONS: list[tuple[str, "str | Callable[[Any], None]"]] = [
     ("m001_core", """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE documents (
@@ -79,6 +104,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');
     """),
+    ("m002_plain_vectors", _plain_vectors),
 ]
 
 _SPACE = re.compile(r"\s+")
@@ -164,6 +190,9 @@ class KBStore:
         apsw, sqlite_vec = _load_apsw()
         self.path = Path(path)
         self._apsw = apsw
+        self.readonly = readonly
+        self._index: "SearchIndex | None" = None
+        self._index_lock = threading.Lock()
         if not create and not self.path.exists():
             raise StoreError(f"knowledge base file not found: {self.path}", path=str(self.path))
         try:
@@ -177,6 +206,9 @@ class KBStore:
             self.conn.load_extension(sqlite_vec.loadable_path())
             self.conn.enable_load_extension(False)
             if not readonly:
+                if not list(self.conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")):
+                    # a new file: 8 KiB pages hold five 1.5 KiB vectors where 4 KiB pages hold two
+                    self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self._migrate()
@@ -194,7 +226,10 @@ class KBStore:
             with self.transaction():
                 if name in {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}:
                     continue  # another process applied it while we waited for the lock
-                self.conn.execute(sql)
+                if callable(sql):
+                    sql(self.conn)
+                else:
+                    self.conn.execute(sql)
                 self.conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
                 if name == "m001_core":
                     self.conn.execute("INSERT INTO meta VALUES ('created', ?), ('tokenizer', ?)",
@@ -247,8 +282,8 @@ class KBStore:
                 raise UserError(f"{self.path} holds {current}-dim embeddings, not {dim}", path=str(self.path))
             return
         with self.transaction():
-            self.conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS vec_chunks USING vec0("
-                              f"chunk_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine)")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS vec_chunks (chunk_id INTEGER PRIMARY KEY, "
+                              "embedding BLOB NOT NULL)")
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (str(int(dim)),))
 
     def _has_vectors(self) -> bool:
@@ -287,38 +322,78 @@ class KBStore:
 
         Returns:
             the document id.
+
+        Raises:
+            ValueError: the three sequences differ in length.
+            UserError: the vectors' width differs from the store's.
         """
-        if not (len(chunks) == len(bm25_tokens) == len(vectors)):
-            raise ValueError("chunks, bm25_tokens and vectors must have the same length")
-        if len(chunks):
-            self.ensure_vectors(int(vectors.shape[1]))
+        return self.write_documents([(doc, chunks, bm25_tokens, vectors)])[0]
+
+    def write_documents(self, items: Sequence[tuple[DocumentRow, Sequence[Chunk], Sequence[Sequence[str]], np.ndarray]]
+                        ) -> list[int]:
+        """:meth:`write_document` for many documents in ONE transaction (bulk loads).
+
+        Args:
+            items: ``(doc, chunks, bm25_tokens, vectors)`` tuples as for :meth:`write_document`.
+
+        Returns:
+            the document ids, in order.
+        """
+        for _, chunks, toks, vecs in items:
+            if not (len(chunks) == len(toks) == len(vecs)):
+                raise ValueError("chunks, bm25_tokens and vectors must have the same length")
+        dims = {int(v.shape[1]) for _, c, _, v in items if len(c)}
+        if len(dims) > 1:
+            raise UserError(f"vectors of different widths {sorted(dims)} in one write", path=str(self.path))
+        if dims:
+            self.ensure_vectors(dims.pop())
         now = time.time()
+        ids: list[int] = []
         with self.transaction():
-            old = list(self.conn.execute("SELECT id, added FROM documents WHERE path = ?", (doc.path,)))
-            meta = json.dumps(doc.metadata, ensure_ascii=False, default=str)
-            if old:
-                doc_id, added = old[0]
-                self._delete_chunks(doc_id)
-                self.conn.execute(
-                    "UPDATE documents SET sha256=?, size=?, mtime=?, title=?, language=?, metadata=?, kind=?, updated=? "
-                    "WHERE id=?", (doc.sha256, doc.size, doc.mtime, doc.title, doc.language, meta, doc.kind, now, doc_id))
-            else:
-                self.conn.execute(
-                    "INSERT INTO documents (path, sha256, size, mtime, title, language, metadata, kind, added, updated) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (doc.path, doc.sha256, doc.size, doc.mtime, doc.title, doc.language, meta, doc.kind, now, now))
-                doc_id = self.conn.last_insert_rowid()
-            for i, (chunk, toks) in enumerate(zip(chunks, bm25_tokens)):
-                self.conn.execute(
-                    'INSERT INTO chunks (doc_id, idx, text, start, "end", section, page, tokens, norm) '
-                    "VALUES (?,?,?,?,?,?,?,?,?)",
-                    (doc_id, i, chunk.text, chunk.start, chunk.end, json.dumps(list(chunk.section), ensure_ascii=False),
-                     chunk.page, chunk.tokens, norm_hash(chunk.text)))
-                chunk_id = self.conn.last_insert_rowid()
-                self.conn.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (chunk_id, " ".join(toks)))
-                self.conn.execute("INSERT INTO vec_chunks (chunk_id, embedding) VALUES (?, ?)",
-                                  (chunk_id, np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()))
+            for doc, chunks, bm25_tokens, vectors in items:
+                ids.append(self._write_one(doc, chunks, bm25_tokens, vectors, now))
+            self._bump_generation()
+        return ids
+
+    def _write_one(self, doc: DocumentRow, chunks: Sequence[Chunk], bm25_tokens: Sequence[Sequence[str]],
+                   vectors: np.ndarray, now: float) -> int:
+        old = list(self.conn.execute("SELECT id, added FROM documents WHERE path = ?", (doc.path,)))
+        meta = json.dumps(doc.metadata, ensure_ascii=False, default=str)
+        if old:
+            doc_id, added = old[0]
+            self._delete_chunks(doc_id)
+            self.conn.execute(
+                "UPDATE documents SET sha256=?, size=?, mtime=?, title=?, language=?, metadata=?, kind=?, updated=? "
+                "WHERE id=?", (doc.sha256, doc.size, doc.mtime, doc.title, doc.language, meta, doc.kind, now, doc_id))
+        else:
+            self.conn.execute(
+                "INSERT INTO documents (path, sha256, size, mtime, title, language, metadata, kind, added, updated) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (doc.path, doc.sha256, doc.size, doc.mtime, doc.title, doc.language, meta, doc.kind, now, now))
+            doc_id = self.conn.last_insert_rowid()
+        for i, (chunk, toks) in enumerate(zip(chunks, bm25_tokens)):
+            self.conn.execute(
+                'INSERT INTO chunks (doc_id, idx, text, start, "end", section, page, tokens, norm) '
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (doc_id, i, chunk.text, chunk.start, chunk.end, json.dumps(list(chunk.section), ensure_ascii=False),
+                 chunk.page, chunk.tokens, norm_hash(chunk.text)))
+            chunk_id = self.conn.last_insert_rowid()
+            self.conn.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (chunk_id, " ".join(toks)))
+            self.conn.execute("INSERT INTO vec_chunks (chunk_id, embedding) VALUES (?, ?)",
+                              (chunk_id, np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()))
         return doc_id
+
+    def _bump_generation(self) -> None:
+        """Count one more write (inside the writer's transaction): caches derived from the
+        file compare it to know they are stale."""
+        self.conn.execute("INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE "
+                          "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
+
+    @property
+    def generation(self) -> int:
+        """Writes committed so far (0 for a store never written); see :meth:`_bump_generation`."""
+        rows = list(self.conn.execute("SELECT value FROM meta WHERE key = 'generation'"))
+        return int(rows[0][0]) if rows else 0
 
     def _delete_chunks(self, doc_id: int) -> None:
         ids = [r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
@@ -340,6 +415,7 @@ class KBStore:
                 return False
             self._delete_chunks(doc_id)
             self.conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+            self._bump_generation()
         return True
 
     # --- reading chunks --------------------------------------------------------------
@@ -376,10 +452,90 @@ class KBStore:
         if not self._has_vectors() or not ids:
             return {}
         out = {}
-        for cid in ids:
-            for row in self.conn.execute("SELECT embedding FROM vec_chunks WHERE chunk_id = ?", (cid,)):
-                out[cid] = np.frombuffer(row[0], dtype=np.float32).copy()
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            for cid, blob in self.conn.execute(
+                    f"SELECT chunk_id, embedding FROM vec_chunks WHERE chunk_id IN ({','.join('?' * len(part))})", part):
+                out[cid] = np.frombuffer(blob, dtype=np.float32).copy()
         return out
+
+    def _vector_matrix(self, ids: list[int]) -> np.ndarray:
+        """float32 ``(len(ids), dim)`` stored vectors in the order of ``ids`` (zeros for missing ones)."""
+        found = self.vectors(ids)
+        dim = self.dim or 0
+        out = np.zeros((len(ids), dim), dtype=np.float32)
+        for i, cid in enumerate(ids):
+            vec = found.get(cid)
+            if vec is not None and len(vec) == dim:
+                out[i] = vec
+        return out
+
+    # --- the search index (a cache beside the file) ---------------------------------------
+    @property
+    def index_path(self) -> Path:
+        """The search index file beside the knowledge base (``<kb>.db.index``)."""
+        return Path(f"{self.path}.index")
+
+    def search_index(self) -> "SearchIndex":
+        """The current search index: loaded from :attr:`index_path`, refreshed when the store's
+        ``generation`` moved on (see :mod:`knowbase.knowledge.index`), saved back when the
+        folder is writable.
+
+        Raises:
+            StoreError: reading the chunks failed.
+        """
+        from knowbase.knowledge import index as ix
+
+        gen = self.generation
+        current = self._index
+        if current is not None and current.generation == gen:
+            return current
+        with self._index_lock:
+            current = self._index
+            if current is not None and current.generation == self.generation:
+                return current
+            data = current.data if current is not None else ix.load(self.index_path)
+            if data is not None and data.generation == self.generation and data.tokenizer == self._tokenizer():
+                self._index = ix.SearchIndex(data)
+                return self._index
+            self._index = ix.SearchIndex(self._refresh(data))
+            return self._index
+
+    def prepare_index(self) -> None:
+        """Build or refresh the search index now (after a bulk load), so no query waits for it."""
+        self.search_index()
+
+    def _tokenizer(self) -> str:
+        return self.meta().get("tokenizer", TOKENIZER_VERSION)
+
+    def _refresh(self, old: Any) -> Any:
+        from knowbase.knowledge import index as ix
+        from knowbase.knowledge.bm25 import tokenize
+
+        def fetch(ids: list[int]) -> tuple[list[str], np.ndarray]:
+            marks = ",".join("?" * len(ids))
+            texts = dict(self.conn.execute(f"SELECT id, text FROM chunks WHERE id IN ({marks})", ids))
+            return [texts.get(i, "") for i in ids], self._vector_matrix(ids)
+
+        try:
+            self.conn.execute("BEGIN")  # one snapshot: the generation and the rows agree
+            try:
+                gen = self.generation
+                tokenizer = self._tokenizer()
+                current = list(self.conn.execute("SELECT id, norm FROM chunks ORDER BY id"))
+                data = ix.build(old, generation=gen, tokenizer=tokenizer, dim=self.dim or 0, current=current,
+                                fetch=fetch, tokenize=tokenize)
+            finally:
+                self.conn.execute("COMMIT")
+        except self._apsw.Error as exc:
+            raise StoreError(f"cannot read {self.path} to build its search index: {exc}", path=str(self.path)) from exc
+        try:
+            ix.save(data, self.index_path)
+        except OSError:
+            return data  # a read-only folder: the index lives in memory only
+        mapped = ix.load(self.index_path)  # memory-mapped: pages shared with other readers, not copied
+        return mapped if mapped is not None and mapped.generation == data.generation else data
 
     # --- search ----------------------------------------------------------------------
     def _filter_sql(self, path_glob: str | None, language: str | None) -> tuple[str, list[Any]]:
@@ -393,16 +549,21 @@ class KBStore:
         return " AND ".join(where), args
 
     def bm25_search(self, tokens: Sequence[str], k: int, *, path_glob: str | None = None,
-                    language: str | None = None) -> list[tuple[int, float]]:
-        """BM25 over the FTS5 index.
+                    language: str | None = None, distinct: bool = False) -> list[tuple[int, float]]:
+        """BM25: through the search index when unfiltered, else FTS5 in SQL (same scores).
 
         Args:
             tokens: query tokens from :func:`knowbase.knowledge.bm25.tokenize`.
             k: most results.
             path_glob, language: optional document filters (SQLite GLOB on the path).
+            distinct: one chunk per near-duplicate text (unfiltered search only; the
+                retriever collapses the rest).
 
         Returns:
             list of (chunk_id, score), best first; score = -bm25() (higher is better).
+
+        Raises:
+            StoreError: the query failed.
         """
         from knowbase.knowledge.bm25 import fts_query
 
@@ -410,6 +571,8 @@ class KBStore:
         if not expr or k <= 0:
             return []
         where, args = self._filter_sql(path_glob, language)
+        if not where:
+            return self.search_index().bm25(tokens, k, distinct=distinct)
         if where:
             sql = ("SELECT f.rowid, -bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
                    f"JOIN documents d ON d.id = c.doc_id WHERE chunks_fts MATCH ? AND {where} ORDER BY s DESC LIMIT ?")
@@ -421,28 +584,45 @@ class KBStore:
             raise StoreError(f"BM25 query failed on {self.path}: {exc}", path=str(self.path)) from exc
 
     def dense_search(self, vector: np.ndarray, k: int, *, path_glob: str | None = None,
-                     language: str | None = None) -> list[tuple[int, float]]:
-        """Exact k-nearest-neighbour search by cosine similarity (sqlite-vec brute force).
+                     language: str | None = None, distinct: bool = False, exact: bool = False,
+                     candidates: int = 6000, rescore: int = 100) -> list[tuple[int, float]]:
+        """k-nearest-neighbour search by cosine similarity.
+
+        Unfiltered: the search index's binary codes pick ``candidates`` chunks by Hamming
+        distance, ``rescore`` of them are rescored exactly with their float32 vectors (see
+        :mod:`knowbase.knowledge.index`; recall@10 against exact search is reported in
+        ``benches/_kb_scale.py``). Filtered, or with ``exact``: sqlite-vec's
+        ``vec_distance_cosine`` over every matching chunk (exact, slower).
 
         Args:
             vector: float32 ``(dim,)`` query embedding.
             k: most results.
+            path_glob, language: optional document filters.
+            distinct: one chunk per near-duplicate text (index path only).
+            exact: brute force in SQL even without a filter.
+            candidates, rescore: index search breadth (see :meth:`SearchIndex.dense`).
 
         Returns:
             list of (chunk_id, cosine similarity), best first.
+
+        Raises:
+            StoreError: the query failed.
         """
         if not self._has_vectors() or k <= 0:
             return []
         blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
         where, args = self._filter_sql(path_glob, language)
+        if not where and not exact:
+            return self.search_index().dense(vector, k, vectors=self._vector_matrix, distinct=distinct,
+                                             candidates=candidates, rescore=rescore)
         if where:
-            sql = ("SELECT v.chunk_id, vec_distance_cosine(v.embedding, ?) AS dist FROM vec_chunks v "
-                   "WHERE v.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                   f"WHERE {where}) ORDER BY dist LIMIT ?")
-            rows = self.conn.execute(sql, [blob, *args, k])
+            rows = self.conn.execute(
+                "SELECT v.chunk_id, vec_distance_cosine(v.embedding, ?) AS dist FROM vec_chunks v "
+                "WHERE v.chunk_id IN (SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                f"WHERE {where}) ORDER BY dist, v.chunk_id LIMIT ?", [blob, *args, k])
         else:
-            rows = self.conn.execute("SELECT chunk_id, distance FROM vec_chunks WHERE embedding MATCH ? AND k = ? "
-                                     "ORDER BY distance", (blob, k))
+            rows = self.conn.execute("SELECT chunk_id, vec_distance_cosine(embedding, ?) AS dist FROM vec_chunks "
+                                     "ORDER BY dist, chunk_id LIMIT ?", (blob, k))
         try:
             return [(int(r[0]), 1.0 - float(r[1])) for r in rows]
         except self._apsw.Error as exc:
@@ -460,9 +640,10 @@ class KBStore:
 
     # --- statistics and integrity --------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        """Row counts: documents, chunks, fts_rows, vectors, and the file size in bytes."""
+        """Row counts: documents, chunks, fts_rows, vectors, and the bytes on disk (file, WAL
+        and search index)."""
         one = lambda sql: next(iter(self.conn.execute(sql)))[0]  # noqa: E731
-        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"), self.index_path) if p.exists())
         return {
             "documents": one("SELECT count(*) FROM documents"),
             "chunks": one("SELECT count(*) FROM chunks"),

@@ -126,6 +126,8 @@ class Answer:
             to the passage sharing most of its words (the citation marker is appended).
         trace_id: the trace of the whole operation, when tracing is on.
         timings: seconds per stage (``retrieve``, ``first_token``, ``total``...).
+        usage: the model call's prompt and completion tokens (a ``knowbase.models.base.Usage``;
+            None when no model was called).
     """
 
     question: str
@@ -139,3 +141,4 @@ class Answer:
     attributed: bool = False
     trace_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    usage: Any = None

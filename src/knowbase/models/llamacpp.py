@@ -46,6 +46,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from knowbase.config import ModelSpec, Settings
 
 DEFAULT_N_CTX = 4096
+DEFAULT_PROMPT_LOOKUP = 0
+"""Prompt-lookup decoding off by default (see ``benches/kb_answers.py --prompt-lookup``)."""
 
 
 def cpu_cores() -> int:
@@ -66,6 +68,8 @@ class LoadedModel:
     formatter: Any
     path: Path
     n_ctx: int
+    drafts: bool = False
+    """Loaded for a draft model (per-position logits switched on only while generating)."""
 
 
 class ModelCache:
@@ -120,13 +124,16 @@ def _import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def load_gguf(path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, **llama_kwargs: Any) -> LoadedModel:
+def load_gguf(path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, prompt_lookup: int = 0,
+              **llama_kwargs: Any) -> LoadedModel:
     """Load a GGUF file quietly (llama.cpp's logging off) and prepare its chat template.
 
     Args:
         path: the GGUF file.
         n_ctx: context window in tokens (capped at the model's training context).
         n_threads: threads for generation and prompt evaluation; default all cores.
+        prompt_lookup: tokens drafted per step by prompt-lookup decoding; 0 turns it off
+            (see :mod:`knowbase.models.llamacpp_state`).
         **llama_kwargs: passed to ``llama_cpp.Llama`` (``n_batch``, ``seed``...).
 
     Raises:
@@ -137,13 +144,22 @@ def load_gguf(path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None =
     check_gguf(path)
     llama_cpp = _import_llama_cpp()
     threads = n_threads or cpu_cores()
+    holder: list[Any] = []
+    if prompt_lookup > 0:
+        from knowbase.models.llamacpp_state import prompt_lookup_draft
+
+        # logits_all sizes the score buffer for every position; the draft switches the
+        # per-position logits on only after the prompt (see llamacpp_state)
+        llama_kwargs.update(draft_model=prompt_lookup_draft(holder, num_pred_tokens=prompt_lookup), logits_all=True)
     try:
         llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                                 n_gpu_layers=0, verbose=False, **llama_kwargs)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelFileError(f"llama.cpp cannot load {path}: {exc} (corrupt or unsupported GGUF?)",
                              path=str(path)) from exc
-    return LoadedModel(llama=llama, lock=threading.Lock(), formatter=_formatter(llama), path=path, n_ctx=llama.n_ctx())
+    holder.append(llama)
+    return LoadedModel(llama=llama, lock=threading.Lock(), formatter=_formatter(llama), path=path, n_ctx=llama.n_ctx(),
+                       drafts=prompt_lookup > 0)
 
 
 def _formatter(llama: Any) -> Any:
@@ -237,7 +253,12 @@ class LlamaCppChat:
         name: the model name in traces (catalogue name or file name).
         n_ctx: context window, tokens (default 4096, or the catalogue's value).
         models: the loaded-model cache (default: the process-wide :data:`MODELS`).
-        **llama_kwargs: passed to ``llama_cpp.Llama`` (``n_threads``, ``n_batch``...).
+        prefix_cache: a folder for the KV state after the system prompt, so that a new
+            process skips reading it again (None: off; see
+            :class:`~knowbase.models.llamacpp_state.PrefixStateCache`).
+        sha256: the model file's SHA-256 when known (keys the prefix cache).
+        **llama_kwargs: passed to ``llama_cpp.Llama`` (``n_threads``, ``n_batch``,
+            ``prompt_lookup``: tokens drafted per step by prompt-lookup decoding, 0 = off).
 
     The file is loaded on the first call (or on :meth:`count_tokens` /
     :attr:`context_window`), not when the object is built.
@@ -246,12 +267,17 @@ class LlamaCppChat:
     backend_name = "llamacpp"
 
     def __init__(self, path: Path, *, name: str | None = None, n_ctx: int = DEFAULT_N_CTX,
-                 models: ModelCache | None = None, **llama_kwargs: Any) -> None:
+                 models: ModelCache | None = None, prefix_cache: Path | None = None, sha256: str | None = None,
+                 **llama_kwargs: Any) -> None:
         self.path = Path(path)
         self.model_name = name or self.path.name
         self.n_ctx = n_ctx
         self._models = models or MODELS
         self._llama_kwargs = llama_kwargs
+        self._prefix_cache = prefix_cache
+        self._sha256 = sha256
+        self.prefix_restored: bool | None = None
+        """Whether the last call's system prefix came from the disk cache (None: not used)."""
 
     def __repr__(self) -> str:
         return f"LlamaCppChat({self.model_name!r}, n_ctx={self.n_ctx})"
@@ -263,7 +289,11 @@ class LlamaCppChat:
         The Qwen GGUF is assembled from its part packages on first use (see
         :mod:`knowbase.models.catalog`). Keyword args: ``n_ctx``, ``n_threads``, ``n_batch``...
         ``n_threads`` defaults to ``n_threads`` in ``config.toml``, else ``$KNOWBASE_N_THREADS``,
-        else all cores. On a machine whose cores are busy with other work, fewer threads
+        else all cores. ``prompt_lookup`` (tokens drafted per step, 0 = off) defaults to
+        ``prompt_lookup`` in ``config.toml``, else ``$KNOWBASE_PROMPT_LOOKUP``, else
+        :data:`DEFAULT_PROMPT_LOOKUP`. The KV state after the system prompt is kept in
+        ``<models dir>/kv-cache`` unless ``prefix_cache = false`` in ``config.toml`` (or
+        ``$KNOWBASE_PREFIX_CACHE=0``). On a machine whose cores are busy with other work, fewer threads
         can be much faster: llama.cpp's threads wait for each other at every layer, so one
         descheduled thread stalls the rest (measured here: SmolLM2 on 2 busy cores, 30
         tokens took 30 s with 2 threads and 4 s with 1).
@@ -285,6 +315,19 @@ class LlamaCppChat:
                 from knowbase.errors import ConfigError
 
                 raise ConfigError(f"n_threads must be a whole number, got {threads!r}", field="n_threads") from exc
+        lookup = settings.extra.get("prompt_lookup", os.environ.get("KNOWBASE_PROMPT_LOOKUP"))
+        if "prompt_lookup" not in kwargs:
+            try:
+                kwargs["prompt_lookup"] = max(0, int(lookup)) if lookup not in (None, "") else DEFAULT_PROMPT_LOOKUP
+            except (TypeError, ValueError) as exc:
+                from knowbase.errors import ConfigError
+
+                raise ConfigError(f"prompt_lookup must be a whole number of tokens, got {lookup!r}",
+                                  field="prompt_lookup") from exc
+        use_cache = settings.extra.get("prefix_cache", os.environ.get("KNOWBASE_PREFIX_CACHE", "1"))
+        if "prefix_cache" not in kwargs and str(use_cache).lower() not in ("0", "false", "no", "off"):
+            kwargs["prefix_cache"] = settings.models_dir / "kv-cache"
+        kwargs.setdefault("sha256", getattr(entry.source, "sha256", None) if entry else None)
         return cls(path, name=entry.name if entry else path.name, **kwargs)
 
     # --- loading and tokens ----------------------------------------------------------------------
@@ -344,6 +387,31 @@ class LlamaCppChat:
                 prompt_tokens=len(tokens), context_window=n_ctx)
         return msgs, tokens, response
 
+    def _restore_prefix(self, model: LoadedModel, msgs: Sequence[Message], prompt: list[int]) -> None:
+        """Restore the KV state after the system prompt from disk when the loaded model does
+        not hold it already (a new process). Caller holds ``model.lock``."""
+        self.prefix_restored = None
+        if self._prefix_cache is None or len(msgs) < 2 or msgs[0].role != "system":
+            return
+        try:
+            alone, _ = self.render(msgs[:1], model)
+        except UserError:
+            return
+        n = 0
+        for a, b in zip(alone, prompt):
+            if a != b:
+                break
+            n += 1
+        if n < 16 or n >= len(prompt):
+            return
+        llama = model.llama
+        if llama.n_tokens >= n and list(llama.input_ids[:n]) == prompt[:n]:
+            return  # already in memory
+        from knowbase.models.llamacpp_state import PrefixStateCache, model_identity
+
+        cache = PrefixStateCache(self._prefix_cache, model_identity(self.path, self._sha256))
+        self.prefix_restored = cache.restore(llama, prompt[:n])
+
     # --- the one method --------------------------------------------------------------------------
     def execute(self, messages: Sequence[Message], options: ChatOptions) -> Iterator[str | ChatResult]:
         """Generate a reply; yields text deltas then one :class:`ChatResult`.
@@ -374,7 +442,10 @@ class LlamaCppChat:
         model = self.loaded()
         # The lock is held while deltas are yielded: consume or close() the stream.
         with model.lock:
-            _, prompt, response = self.fit(messages, options, model)
+            msgs, prompt, response = self.fit(messages, options, model)
+            if model.drafts:
+                model.llama._logits_all = False  # the draft turns it on after the prompt (llamacpp_state)
+            self._restore_prefix(model, msgs, prompt)
             if gbnf:
                 check_grammar(model.llama, gbnf)
             stop = list(options.stop) + ([response.stop] if isinstance(response.stop, str) else list(response.stop or []))

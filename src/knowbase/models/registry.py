@@ -35,6 +35,7 @@ _BUILTIN: dict[str, dict[str, str]] = {
     EMBED_GROUP: {
         "fake": "knowbase.models.fake:FakeEmbedder.from_spec",
         "sentence-transformers": "knowbase.models.sentence_transformers:STEmbedder.from_spec",
+        "onnx": "knowbase.models.onnx_embedder:OnnxEmbedder.from_spec",
         "openai": "knowbase.models.openai_compat:OpenAIEmbedder.from_spec",
     },
 }

@@ -30,7 +30,7 @@ from knowbase.sql.generate import (
     Example, answer_messages, as_examples, extract_sql, generation_messages, repair_messages, select_examples,
 )
 from knowbase.sql.schema import Schema, introspect, select_tables
-from knowbase.sql.validate import ValidatedSQL, validate_sql
+from knowbase.sql.validate import ValidatedSQL, validate_sql, with_column_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.config import Settings
@@ -256,7 +256,8 @@ class Text2SQL:
                     break
                 except _RETRYABLE as exc:
                     error = str(exc)
-                    messages = [*messages, *repair_messages(reply, exc.detail.get("reason") or str(exc))]
+                    reason = with_column_hint(exc.detail.get("reason") or str(exc), self.schema)
+                    messages = [*messages, *repair_messages(reply, reason)]
             answer = ""
             if result is not None and self.answer:
                 t0 = time.perf_counter()

@@ -10,7 +10,9 @@ above :data:`MAX_BLOB_BYTES` (or with a computed size), system catalogs
 functions, and tables of other attached databases or catalogs.
 
 With a :class:`~knowbase.sql.schema.Schema`, unknown tables and columns are reported
-with the names that do exist, so the model can correct itself. The statement that runs
+with the names that do exist, and a column used without the table that holds it is
+reported with that table, so the model can correct itself (:func:`with_column_hint`
+adds the same hint to a database's ``no such column`` error). The statement that runs
 is sqlglot's rendering of the tree without comments, with ``LIMIT n`` added when the
 query has none and a limit is asked for.
 
@@ -185,14 +187,19 @@ def _check_columns(sql: str, root: object, dialect: str, schema: Schema, cte_nam
     """Report columns that exist in no table of the schema and are no alias of the query.
 
     Qualified columns (``t.c``) whose qualifier names schema tables only are checked
-    against those tables. SQLite reads an unknown double-quoted identifier as a string
-    literal, so those are left alone there.
+    against those tables. An unqualified column that no table of the query holds (when
+    every source of the query is a schema table) is reported with the tables that do
+    hold it, so the model can add the join: small models often write
+    ``SELECT count(*) FROM a WHERE b_col = 1`` for a column of a joined table ``b``.
+    SQLite reads an unknown double-quoted identifier as a string literal, so those are
+    left alone there.
     """
     from sqlglot import exp
 
     all_cols = {c.name.lower() for t in schema.tables for c in t.columns}
     aliases: set[str] = set(cte_names)
     qualifier: dict[str, set[str]] = {}
+    spelled: dict[str, str] = {}  # qualifier as the query writes it
     for node in root.walk():  # type: ignore[attr-defined]
         if isinstance(node, exp.Alias):
             aliases.add(node.alias.lower())
@@ -203,8 +210,11 @@ def _check_columns(sql: str, root: object, dialect: str, schema: Schema, cte_nam
             table = schema.table(node.name) if node.name.lower() not in cte_names else None
             key = node.alias_or_name.lower()
             qualifier.setdefault(key, set()).add(table.name if table else "")
+            spelled.setdefault(key, node.alias_or_name)
         elif isinstance(node, exp.Subquery) and node.alias:
             qualifier.setdefault(node.alias.lower(), set()).add("")
+    sources = {name for names in qualifier.values() for name in names}
+    in_query = [schema.table(n) for n in sorted(sources) if n]
     problems: list[str] = []
     for col in root.find_all(exp.Column):  # type: ignore[attr-defined]
         if isinstance(col.this, exp.Star) or not col.name:
@@ -223,7 +233,41 @@ def _check_columns(sql: str, root: object, dialect: str, schema: Schema, cte_nam
             tables = [schema.table(o) for o in owners]
             if not any(t is not None and t.column(col.name) for t in tables):
                 cols = ", ".join(c.name for t in tables if t for c in t.columns)
+                joined = [f"{spelled[alias]}.{col.name}" for alias, names in sorted(qualifier.items())
+                          for n in names if n and alias != col.table.lower() and schema.table(n).column(col.name)]
+                hint = (f"; the query already reads a table that holds it: write {' or '.join(joined)}" if joined
+                        else _held_by(schema, col.name))
                 problems.append(f"column {col.name} is not in table {', '.join(sorted(owners))} "
-                                f"(its columns: {cols})")
+                                f"(its columns: {cols}){hint}")
+        elif not col.table and in_query and "" not in sources and not (dialect == "sqlite" and quoted) \
+                and not any(t is not None and t.column(col.name) for t in in_query):
+            names = ", ".join(t.name for t in in_query if t is not None)
+            problems.append(f"column {col.name} is not in table {names} of the query{_held_by(schema, col.name)}")
     if problems:
         raise _invalid(sql, "; ".join(dict.fromkeys(problems)))
+
+
+def with_column_hint(reason: str, schema: Schema) -> str:
+    """``reason`` plus the tables that hold the column a database error calls missing.
+
+    SQLite says ``no such column: T2.name``, PostgreSQL ``column "name" does not exist``;
+    either gets ``"; name is a column of t1, t2: join that table through its key"``.
+    Other reasons come back unchanged.
+
+    >>> with_column_hint("no such column: x", Schema("sqlite", ()))
+    'no such column: x'
+    """
+    import re
+
+    match = re.search(r'no such column: (?:\w+\.)?(\w+)|column "?(?:\w+\.)?(\w+)"? does not exist', reason or "")
+    if not match:
+        return reason
+    return reason + _held_by(schema, match.group(1) or match.group(2))
+
+
+def _held_by(schema: Schema, column: str) -> str:
+    """``"; it is a column of t1, t2: join that table through its key"`` (``""`` when none holds it)."""
+    owners = [t.name for t in schema.tables if t.column(column) is not None]
+    if not owners:
+        return ""
+    return f"; {column} is a column of {', '.join(owners)}: join that table through its key"
