@@ -267,6 +267,8 @@ class KnowledgeBase:
                                                                recursive=recursive)
             sp.set(added=len(report.added), updated=len(report.updated), skipped=len(report.skipped),
                    removed=len(report.removed), failed=len(report.failed), chunks=report.chunks)
+            if report.added or report.updated or report.removed:
+                self.store.prepare_index()  # the first query after an ingest should not wait for the index
         return report
 
     def add_texts(self, texts: Sequence[str], *, metadatas: Sequence[dict] | None = None,
