@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from knowbase.config import Settings
-from knowbase.knowledge.answer import AbstainPolicy, idf_table, support_signals, unknown_share, unknown_terms
+from knowbase.knowledge.answer import (AbstainPolicy, idf_table, support_signals, unknown_share, unknown_terms,
+                                       with_known_parts)
 from knowbase.knowledge.base import KnowledgeBase
 from knowbase.knowledge.bm25 import tokenize
 
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--embedder", default="fake", help="embedder model string (fake: coverage only)")
     ap.add_argument("--mode", default="hybrid")
     ap.add_argument("-k", type=int, default=4)
+    ap.add_argument("--no-split-compounds", dest="split_compounds", action="store_false",
+                    help="count a Chinese compound whose parts occur as unknown (knowbase before this rule)")
     args = ap.parse_args()
     if args.data == "k8s":
         calibrate_k8s(args.kb or Path.home() / ".knowbase" / "kb" / "k8s-sample.db", k=args.k, mode=args.mode)
@@ -125,7 +128,8 @@ def main() -> None:
                 toks = tokenize(text)
                 n, dfs = kb.store.doc_freqs(toks)
                 signals[label].append(support_signals(toks, hits, idf_table(n, dfs)))
-                unknown[label].append(unknown_share(toks, dfs, idf_table(n, dfs)))
+                seen = with_known_parts(toks, dfs, kb.store.doc_freqs) if args.split_compounds else dfs
+                unknown[label].append(unknown_share(toks, seen, idf_table(n, dfs)))
         kb.close()
 
     print(f"\n{args.data}: {len(doc_ids)} documents in the knowledge base (ingest {ingest_s:.0f} s, "
@@ -179,9 +183,10 @@ def calibrate_k8s(kb_path: Path, *, k: int = 4, mode: str = "hybrid") -> None:
             toks = tokenize(q["question"])
             n, dfs = kb.store.doc_freqs(toks)
             cov, cos = support_signals(toks, kb.search(q["question"], k=k, mode=mode), idf_table(n, dfs))
+            known = with_known_parts(toks, dfs, kb.store.doc_freqs)
             rows.append({"id": q["id"], "answerable": q["answerable"], "calibrate": seen[group] % 2 == 1,
-                         "coverage": cov, "cosine": cos, "unknown": unknown_terms(toks, dfs), "lang": q["lang"],
-                         "share": unknown_share(toks, dfs, idf_table(n, dfs))})
+                         "coverage": cov, "cosine": cos, "unknown": unknown_terms(toks, known), "lang": q["lang"],
+                         "share": unknown_share(toks, known, idf_table(n, dfs))})
         kb.close()
     calib = [r for r in rows if r["calibrate"]]
     policy = AbstainPolicy()

@@ -194,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.summarize is not None:
         records = json.loads(args.summarize.read_text(encoding="utf-8"))
+        if isinstance(records, dict):  # a --compare-prompt-lookup file: the "off" answers
+            records = [dict(r, t_first_token=r["t_first_token"] if r.get("asked_first") else None)
+                       for r in records["0"]]
         print_summary(records, [g for g in GROUPS if any(r["group"] == g for r in records)],
                       f"from {args.summarize} ({len(records)} questions)", args.k, None)
         return 0
@@ -292,9 +295,13 @@ def compare_prompt_lookup(kb: Any, questions: Sequence[dict[str, Any]], settings
         for n in order:
             llama.draft_model = drafts[n]
             r = ask_one(kb, q, model=shared, k=k, extractive=False)
+            r["asked_first"] = n == order[0]   # only the first setting reads the prompt
             rows[n].append(r)
             print(f"[{q['id']}] prompt-lookup {n}: first token {r['t_first_token'] or 0:.1f} s, "
                   f"{r['completion_tokens']} tokens in {r['t_gen'] or 0:.1f} s", flush=True)
+        if out:  # after every question: a run cut short keeps what it measured
+            out.write_text(json.dumps({str(n): rows[n] for n in settings}, ensure_ascii=False, indent=1),
+                           encoding="utf-8")
     base = {r["id"]: r["answer"] for r in rows[settings[0]]}
     table = []
     for n in settings:
@@ -311,8 +318,11 @@ def compare_prompt_lookup(kb: Any, questions: Sequence[dict[str, Any]], settings
                 notes=[f"{spec}; k={k}; gen tokens: completion tokens after the first; gen s: first to last token",
                        "first token: only the setting asked first reads the prompt (order rotates per question)"],
                 digits=2)
-    if out:
-        out.write_text(json.dumps({str(n): rows[n] for n in settings}, ensure_ascii=False, indent=1), encoding="utf-8")
+    # the answers with prompt lookup off, as a normal run would report them; first-token times
+    # only from the questions where "off" was asked first (the others found the prompt cached)
+    off = [dict(r, t_first_token=r["t_first_token"] if r["asked_first"] else None) for r in rows[settings[0]]]
+    print_summary(off, [g for g in GROUPS if any(r["group"] == g for r in off)],
+                  f"{spec}, prompt lookup off", k, None)
 
 
 def print_summary(records: list[dict[str, Any]], groups: Sequence[str], label: str, k: int, limit: int | None) -> None:

@@ -15,7 +15,7 @@ Systems (rows):
 * ``knowbase bm25 | dense | hybrid``: ``KnowledgeBase.search(query, mode=...)`` on a
   knowledge base built from the corpus (one ``.txt`` file per document: title, blank
   line, text), chunks mapped back to their document (best chunk counts), with the
-  configured embedder (``sentence-transformers:all-minilm-l6-v2``, torch fp32).
+  fp32 embedder (``sentence-transformers:all-minilm-l6-v2`` on torch; ``--embedder`` changes it).
 * ``knowbase dense | hybrid (onnx int8)``: the same with each ``--extra-embedders`` model
   (default ``onnx:all-minilm-l6-v2``: the same weights exported to ONNX and quantised to
   int8, see ``knowbase.models.onnx_embedder``), in the modes that use vectors (bm25 does
@@ -251,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--datasets", default="scifact,cmrc", help="comma list: scifact, cmrc")
     parser.add_argument("--limit", type=int, default=None, help="first N judged queries per data set")
     parser.add_argument("--modes", default="bm25,dense,hybrid", help="knowbase search modes")
-    parser.add_argument("--embedder", default=None, help="knowbase embedder model string (default: configured)")
+    parser.add_argument("--embedder", default="sentence-transformers:all-minilm-l6-v2",
+                        help="knowbase embedder of the main rows (default: the fp32 MiniLM on torch)")
     parser.add_argument("--extra-embedders", default="onnx:all-minilm-l6-v2",
                         help="comma list of more knowbase embedders, rows for the modes that use vectors ('' for none)")
     parser.add_argument("--peers", default="bm25s,st", help="comma list of peers: bm25s, st ('' for none)")

@@ -6,6 +6,8 @@ Systems, on the same questions:
   executor); must score 1.000, which proves the harness and the comparison.
 * ``knowbase`` -- :class:`knowbase.sql.Text2SQL` (compact schema with sample values,
   rules, validation, error feedback and retries; no answer sentence).
+* ``knowbase-voteN`` -- the same with ``candidates=N``: the greedy SQL and N-1 sampled
+  ones (temperature 0.7) vote with their execution results (self-consistency).
 * ``raw``      -- the same model given only the database's CREATE TABLE statements and
   the question (template ``sql_raw``); the first SQL statement of its reply runs.
 
@@ -41,6 +43,7 @@ import itertools
 import json
 import math
 import random
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -179,6 +182,18 @@ def ddl(db_path: str) -> str:
     return ";\n".join(r[0].strip() for r in rows) + ";"
 
 
+def vote_count(system: str) -> int:
+    """Candidates of a knowbase system name: ``knowbase`` 1, ``knowbase-vote5`` 5.
+
+    >>> vote_count("knowbase-vote5")
+    5
+    """
+    match = re.fullmatch(r"knowbase(?:-vote(\d+))?", system)
+    if not match:
+        raise ValueError(f"unknown system {system!r}")
+    return int(match.group(1) or 1)
+
+
 def run(args: argparse.Namespace) -> int:
     from knowbase.models.registry import get_chat_model
     from knowbase.prompts import load_template
@@ -192,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_chinook:
         items += chinook_items()
     systems = [s for s in args.systems.split(",") if s]
-    model = get_chat_model(args.model, tracing=False) if ({"knowbase", "raw"} & set(systems)) else None
+    model = get_chat_model(args.model, tracing=False) if any(s != "gold" for s in systems) else None
     raw_template = load_template("sql_raw")
     print(f"# {len(items)} questions ({sum(1 for i in items if i['db_id'] != 'chinook')} Spider sample of "
           f"{len(spider_all)} executable, seed {args.seed}; {sum(1 for i in items if i['db_id'] == 'chinook')} "
@@ -239,8 +254,9 @@ def _run_groups(args: argparse.Namespace, by_db: dict[str, list[dict[str, Any]]]
             [s for s in systems if s in args.chinook_systems.split(",")]
         for system in group_systems:  # one system at a time per database keeps the prompt prefix cached
             for it in group:
+                label = system
                 rec: dict[str, Any] = {"id": it["id"], "db_id": it["db_id"], "hardness": it["hardness"],
-                                       "system": system, "question": it["question"]}
+                                       "system": label, "question": it["question"]}
                 order = "order by" in it["gold"].lower()
                 t0 = time.perf_counter()
                 timings = {"schema": 0.0, "generation": 0.0, "validation": 0.0, "execution": 0.0}
@@ -257,10 +273,12 @@ def _run_groups(args: argparse.Namespace, by_db: dict[str, list[dict[str, Any]]]
                         rows = execute(database, checked.sql, row_limit=args.row_limit, timeout=args.timeout).rows
                         timings["execution"] = time.perf_counter() - t1
                         sql = checked.sql
-                    elif system == "knowbase":
+                    elif system.startswith("knowbase"):
+                        t2s.candidates = vote_count(system)
                         res = t2s.ask(it["question"])
                         timings.update({k: v for k, v in res.timings.items() if k in timings})
                         sql, attempts = res.sql, res.attempts
+                        rec["votes"] = res.votes
                         if res.ok:
                             rows = res.rows
                         else:
@@ -286,7 +304,7 @@ def _run_groups(args: argparse.Namespace, by_db: dict[str, list[dict[str, Any]]]
                            seconds=time.perf_counter() - t0,
                            correct=rows is not None and result_eq(rows, gold_rows[it["id"]], order_matters=order))
                 records.append(rec)
-                print(f"{system:8} {it['id']:10} {it['hardness']:6} {'OK ' if rec['correct'] else 'BAD'} "
+                print(f"{label:8} {it['id']:10} {it['hardness']:6} {'OK ' if rec['correct'] else 'BAD'} "
                       f"{status:7} {rec['seconds']:6.1f}s  {sql!s:.100}", flush=True)
         database.dispose()
 
@@ -324,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=20, help="Spider questions (stratified sample); -1: all 972; 0: none")
     parser.add_argument("--seed", type=int, default=7, help="sampling seed")
-    parser.add_argument("--systems", default="gold,knowbase,raw", help="comma list of gold, knowbase, raw")
+    parser.add_argument("--systems", default="gold,knowbase,raw",
+                        help="comma list of gold, knowbase, knowbase-voteN (N SQL candidates voted on by their "
+                             "execution results: Text2SQL(candidates=N)), raw")
     parser.add_argument("--chinook-systems", default="gold,knowbase", help="systems run on Chinook")
     parser.add_argument("--no-chinook", action="store_true", help="skip the 20 Chinook questions")
     parser.add_argument("--model", default=None, help="chat model string (default: the configured model)")

@@ -120,17 +120,19 @@ def test_models_json_lists_backends_models_and_defaults(knowbase_home: Path) -> 
     result = run("models", "--json")
     assert result.exit_code == 0
     info = json.loads(result.output)
-    models = {m["name"]: m for m in info["models"]}
-    assert set(models) == {"qwen2.5-coder-1.5b", "smollm2-135m", "all-minilm-l6-v2"}
-    assert models["qwen2.5-coder-1.5b"]["default"] is True
-    assert models["all-minilm-l6-v2"]["default"] is True
-    assert models["smollm2-135m"]["default"] is False
-    assert models["qwen2.5-coder-1.5b"]["size"] == 1_117_320_768
-    assert models["qwen2.5-coder-1.5b"]["sha256"].startswith("cc324af0")
+    models = {m["spec"]: m for m in info["models"]}
+    by_name = {m["name"]: m for m in info["models"] if m["backend"] != "onnx"}
+    assert list(models) == ["llamacpp:qwen2.5-coder-1.5b", "llamacpp:smollm2-135m",
+                            "sentence-transformers:all-minilm-l6-v2", "onnx:all-minilm-l6-v2",
+                            "onnx:all-minilm-l6-v2@fp32"]
+    assert [s for s, m in models.items() if m["default"]] == ["llamacpp:qwen2.5-coder-1.5b", "onnx:all-minilm-l6-v2"]
+    assert models["onnx:all-minilm-l6-v2"]["source"] == "exported from sentence-transformers:all-minilm-l6-v2 on first use"
+    assert by_name["qwen2.5-coder-1.5b"]["size"] == 1_117_320_768
+    assert by_name["qwen2.5-coder-1.5b"]["sha256"].startswith("cc324af0")
     assert all(m["installed"] is True and m["licence"] == "Apache-2.0" for m in models.values())
     backends = {(b["name"], b["kind"]) for b in info["backends"]}
     assert {("llamacpp", "chat"), ("openai", "chat"), ("fake", "chat"), ("sentence-transformers", "embedding"),
-            ("openai", "embedding"), ("fake", "embedding")} <= backends
+            ("openai", "embedding"), ("fake", "embedding"), ("onnx", "embedding")} <= backends
     assert info["default_chat_model"] == "llamacpp:qwen2.5-coder-1.5b"
 
 

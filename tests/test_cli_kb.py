@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,20 @@ def test_create_ingest_list_stats_docs(docs: Path) -> None:
     rows = json.loads(run("kb", "docs", "demo", "--json")[1])
     assert sorted(Path(r["path"]).name for r in rows) == ["config.md", "pods.md", "zh.md"]
     assert {r["language"] for r in rows} == {"en", "zh"}
+
+
+def test_reingest_reports_vectors_kept_for_unchanged_chunks(built: Path) -> None:
+    docs = built
+    sections = [f"## Part {i}\n\n" + " ".join(f"Sentence {j} of part {i} talks about nodes." for j in range(60))
+                for i in range(3)]
+    (docs / "long.md").write_text("# Long\n\n" + "\n\n".join(sections), encoding="utf-8")
+    code, out, _ = run("kb", "ingest", "demo", str(docs))
+    assert code == 0 and out.startswith("1 added, 0 updated, 3 skipped") and "kept their vectors" not in out
+    (docs / "long.md").write_text("# Long\n\n" + "\n\n".join(sections[:2] + ["## Part 2\n\nRewritten."]),
+                                  encoding="utf-8")
+    code, out, _ = run("kb", "ingest", "demo", str(docs))
+    assert code == 0 and out.startswith("0 added, 1 updated, 3 skipped, 0 removed, 0 failed; ")
+    assert re.search(r"chunks \((\d+) with unchanged text kept their vectors\)", out), out
 
 
 def test_search_modes_and_json(built: Path) -> None:

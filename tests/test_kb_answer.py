@@ -192,6 +192,15 @@ def test_unknown_terms_and_policy_switch(kb: KnowledgeBase) -> None:
     assert len(fake.calls) == 1 and answer.abstained  # the model decided this time
 
 
+def test_chinese_compounds_split_differently_are_not_unknown() -> None:
+    from knowbase.knowledge.answer import cjk_splits, known_by_parts
+
+    assert cjk_splits("深度学习") == [("深", "度学习"), ("深度", "学习"), ("深度学", "习")]
+    assert cjk_splits("容器") == [] and cjk_splits("postgresql") == []
+    dfs = {"深度": 2, "学习": 5, "量子": 0, "计算": 3}
+    assert known_by_parts(["深度学习", "量子计算", "容器"], dfs) == {"深度学习"}   # 量子 never occurs
+
+
 def test_answer_records_model_usage_and_model_ready_time(kb: KnowledgeBase) -> None:
     answer = kb.ask("What is a Pod in Kubernetes?", model=ChatModel(FakeChat(["A Pod is the smallest unit [1]."])))
     assert answer.usage is not None and answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,16 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def real_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
-    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("onnxruntime")
     from knowbase.config import Settings
 
     missing = [p for p in PAGES if not (SAMPLE / p).exists()]
     if missing:
         pytest.fail(f"sample pages missing: {missing}")
     home = tmp_path_factory.mktemp("kbhome-real")
-    settings = Settings.load(home)
+    # the default embedder (int8 ONNX MiniLM), exported once into the shared models folder
+    models = Path(os.environ.get("KNOWBASE_MODELS_DIR", Path.home() / ".knowbase" / "models"))
+    settings = Settings.load(home).with_(models_dir=models)
     kb = KnowledgeBase.create("k8s-it", settings=settings)
     report = kb.ingest([SAMPLE / p for p in PAGES])
     assert report.failed == [] and len(report.added) == len(PAGES)
@@ -37,7 +40,7 @@ def real_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
 
 @pytest.mark.slow
 def test_real_minilm_retrieval(real_kb: KnowledgeBase) -> None:
-    assert real_kb.embedder_spec == "sentence-transformers:all-minilm-l6-v2"
+    assert real_kb.embedder_spec == "onnx:all-minilm-l6-v2"
     assert real_kb.stats()["dim"] == 384 and real_kb.check().ok
     q = "How long are finished Jobs kept before they are cleaned up automatically?"
     for mode in ("bm25", "dense", "hybrid"):

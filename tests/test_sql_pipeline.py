@@ -70,7 +70,7 @@ def test_not_a_database_file(tmp_path: Path) -> None:
 # --- schema -------------------------------------------------------------------------------
 def test_introspect_tables_keys_and_samples(shop: Path) -> None:
     schema = introspect(open_database(shop), sample_values=3)
-    assert [t.name for t in schema.tables] == ["customers", "numbers", "orders"]
+    assert [t.name for t in schema.tables] == ["customers", "orders", "numbers"]   # creation order
     orders = schema.table("ORDERS")
     assert orders is not None and orders.column("id").primary_key
     assert orders.foreign_keys[0].ref_table == "customers" and orders.foreign_keys[0].columns == ("customer_id",)
@@ -126,7 +126,7 @@ def test_validate_reports_unknown_names_with_the_known_ones(shop: Path) -> None:
     schema = introspect(open_database(shop))
     with pytest.raises(SQLValidationError) as info:
         validate_sql("SELECT * FROM clients", schema=schema)
-    assert "unknown table clients" in info.value.reason and "customers, numbers, orders" in info.value.reason
+    assert "unknown table clients" in info.value.reason and "customers, orders, numbers" in info.value.reason
     with pytest.raises(SQLValidationError) as info:
         validate_sql("SELECT surname FROM customers", schema=schema)
     assert "unknown column surname" in info.value.reason
@@ -254,10 +254,52 @@ def test_ask_feeds_execution_errors_back(shop: Path) -> None:
 
 
 def test_ask_reports_failure_after_all_attempts(shop: Path) -> None:
-    model = fake("SELECT x FROM nowhere", "SELECT x FROM nowhere")
-    result = Text2SQL(shop, model=model, max_attempts=2).ask("q")
-    assert not result.ok and result.attempts == 2 and "unknown table nowhere" in result.error
-    assert result.sql == "SELECT x FROM nowhere" and result.answer == ""
+    model = fake("SELECT x FROM nowhere", "SELECT x FROM nowhere", "SELECT y FROM nowhere")
+    result = Text2SQL(shop, model=model, max_attempts=3).ask("q")
+    assert not result.ok and result.attempts == 3 and "unknown table nowhere" in result.error
+    assert result.sql == "SELECT y FROM nowhere" and result.answer == ""
+    # the repair repeated the failed SQL word for word (greedy decoding does): not run again,
+    # and the next attempt samples instead
+    temps = [(opts.temperature, opts.seed) for _msgs, opts in model.backend.calls]
+    assert temps == [(0.0, None), (0.0, None), (0.7, 2236)]
+
+
+def test_vote_picks_the_result_most_candidates_agree_on(shop: Path) -> None:
+    model = fake("SELECT name FROM customers WHERE city = 'Oslo'",           # greedy: [Bob]
+                 "SELECT name FROM customers WHERE city = 'Paris'",          # sample 1: [Ann, Chen; Li]
+                 "SELECT name FROM customers WHERE city = 'Paris' ORDER BY name DESC",  # sample 2: same set
+                 "Ann and Chen; Li.")
+    result = Text2SQL(shop, model=model, candidates=3).ask("Who lives in Paris?")
+    assert result.ok and result.votes == 2 and sorted(result.rows) == [("Ann",), ("Chen; Li",)]
+    assert result.sql == "SELECT name FROM customers WHERE city = 'Paris' LIMIT 1000"
+    first = model.backend.calls[0][0]
+    assert [(opts.temperature, opts.seed) for _m, opts in model.backend.calls[:3]] == [
+        (0.0, None), (0.7, 1234), (0.7, 1235)]
+    assert all(msgs == first for msgs, _o in model.backend.calls[1:3])   # same prompt: its KV cache is reused
+    assert result.answer == "Ann and Chen; Li." and result.to_dict()["votes"] == 2
+
+
+def test_vote_ties_go_to_greedy_and_failing_candidates_do_not_vote(shop: Path) -> None:
+    model = fake("SELECT name FROM customers WHERE city = 'Oslo'", "DROP TABLE customers",
+                 "SELECT nope FROM customers", "SELECT name FROM customers WHERE city = 'Berlin'")
+    result = Text2SQL(shop, model=model, candidates=4, answer=False).ask("Who lives in Oslo?")
+    assert result.rows == [("Bob",)] and result.votes == 1 and result.attempts == 1
+
+
+def test_vote_prefers_a_non_empty_result(shop: Path) -> None:
+    model = fake("SELECT name FROM customers WHERE city = 'Rome'", "SELECT name FROM customers WHERE city = 'Rom'",
+                 "SELECT name FROM customers WHERE city = 'Berlin'")
+    result = Text2SQL(shop, model=model, candidates=3, answer=False).ask("Who lives in Rome?")
+    assert result.rows == [("Dora",)] and result.votes == 1   # two empty votes lose to one real result
+
+
+def test_result_signature_ignores_row_order_and_float_noise() -> None:
+    from knowbase.sql.pipeline import result_signature
+
+    assert result_signature([(1, "a"), (2.0000000001, "b")]) == result_signature([(2.0, "b"), (1, "a")])
+    assert result_signature([(1,)]) != result_signature([("1",)])
+    assert result_signature([(1,), (1,)]) != result_signature([(1,)])       # a multiset, not a set
+    assert result_signature([(1,)], truncated=True) != result_signature([(1,)])
 
 
 def test_chinese_question_gets_a_chinese_answer_instruction(shop: Path) -> None:

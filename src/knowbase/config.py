@@ -8,7 +8,7 @@ setting                environment variable        default
 =====================  ==========================  ==================================
 home                   ``KNOWBASE_HOME``           ``~/.knowbase``
 chat model             ``KNOWBASE_MODEL``          ``llamacpp:qwen2.5-coder-1.5b``
-embedder               ``KNOWBASE_EMBEDDER``       ``sentence-transformers:all-minilm-l6-v2``
+embedder               ``KNOWBASE_EMBEDDER``       ``onnx:all-minilm-l6-v2``
 tracing on/off         ``KNOWBASE_TRACING``        on (``0``/``false``/``off`` turn it off)
 OpenAI-compatible key  ``KNOWBASE_API_KEY`` then   none
                        ``OPENAI_API_KEY``
@@ -18,7 +18,7 @@ assembled models       ``KNOWBASE_MODELS_DIR``     ``home/models``
 Example ``config.toml``::
 
     model = "openai:gpt-4o-mini@https://api.openai.com/v1"
-    embedder = "sentence-transformers:all-minilm-l6-v2"
+    embedder = "onnx:all-minilm-l6-v2"      # or sentence-transformers:all-minilm-l6-v2 (fp32, torch)
     tracing = true
     api_key = "sk-..."          # or leave it in the environment
     timeout = 60                # seconds, read timeout for HTTP backends
@@ -35,7 +35,7 @@ from typing import Any
 from knowbase.errors import ConfigError
 
 DEFAULT_CHAT_MODEL = "llamacpp:qwen2.5-coder-1.5b"
-DEFAULT_EMBEDDER = "sentence-transformers:all-minilm-l6-v2"
+DEFAULT_EMBEDDER = "onnx:all-minilm-l6-v2"  # int8 MiniLM; see knowbase.models.onnx_embedder
 _FALSE = {"0", "false", "off", "no"}
 
 

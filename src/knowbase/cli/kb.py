@@ -79,8 +79,9 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
         click.echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} skipped, "
-                   f"{len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks in "
-                   f"{report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)")
+                   f"{len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks"
+                   + (f" ({report.reused} with unchanged text kept their vectors)" if report.reused else "")
+                   + f" in {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)")
         for path, reason in report.failed:
             click.echo(f"  failed: {_rel(path)}: {reason}", err=True)
     if report.failed:

@@ -17,6 +17,7 @@ _BACKEND_NOTES: dict[str, tuple[str | None, str]] = {
     "openai": ("httpx", "any OpenAI-compatible endpoint: openai:MODEL@BASE_URL"),
     "fake": (None, "scripted replies / hashed vectors, for tests"),
     "sentence-transformers": ("sentence_transformers", "in-process embedders: embedded names or a model folder"),
+    "onnx": ("onnxruntime", "ONNX Runtime embedders exported from a sentence-transformers model: NAME[@int8|@fp32]"),
 }
 
 
@@ -51,8 +52,11 @@ def describe(settings: Any) -> dict[str, Any]:
     for entry in CATALOG:
         info = entry.describe(settings)
         default = chat_default if entry.kind == "chat" else embed_default
-        info["default"] = default.backend == entry.backend and default.name in (entry.name, *entry.aliases)
+        info["default"] = (default.backend == entry.backend and default.name in (entry.name, *entry.aliases)
+                           and not default.base_url)
         models.append(info)
+        if entry.backend == "sentence-transformers":
+            models += onnx_rows(entry, info, embed_default)
     return {
         "default_chat_model": settings.chat_model,
         "default_embedder": settings.embedder,
@@ -60,6 +64,25 @@ def describe(settings: Any) -> dict[str, Any]:
         "backends": backend_rows(CHAT_GROUP, "chat") + backend_rows(EMBED_GROUP, "embedding"),
         "models": models,
     }
+
+
+def onnx_rows(entry: Any, info: dict[str, Any], default: Any) -> list[dict[str, Any]]:
+    """The ONNX Runtime variants of a sentence-transformers catalogue model (int8, fp32):
+    usable when the model and ``onnxruntime`` are installed; exported on first use."""
+    from knowbase.models.onnx_embedder import VARIANTS
+
+    runtime = importlib.util.find_spec("onnxruntime") is not None
+    rows = []
+    for variant in VARIANTS:
+        spec = f"onnx:{entry.name}" + ("" if variant == "int8" else f"@{variant}")
+        rows.append({
+            **info, "spec": spec, "backend": "onnx", "size": None, "sha256": None,
+            "title": f"{entry.title}, ONNX {variant}", "installed": bool(info["installed"] and runtime),
+            "source": f"exported from {entry.spec} on first use",
+            "default": default.backend == "onnx" and default.name in (entry.name, *entry.aliases)
+            and (default.base_url or "int8") == variant,
+        })
+    return rows
 
 
 @click.command()

@@ -129,6 +129,45 @@ def unknown_share(q_tokens: Sequence[str], doc_freqs: dict[str, int], idf: dict[
     return sum(idf.get(t, 0.0) for t in topic if doc_freqs.get(t, 1) == 0) / total
 
 
+def cjk_splits(term: str) -> list[tuple[str, str]]:
+    """The two-part splits of a Chinese word of 3+ characters (``'深度学习'`` ->
+    ``[('深', '度学习'), ('深度', '学习'), ('深度学', '习')]``); ``[]`` for other terms.
+
+    jieba may keep a compound whole in a question that the documents hold split (or
+    the reverse), so an unseen compound whose two parts both occur is not "unknown".
+    Two-character words are left alone: their single characters occur nearly everywhere.
+    """
+    if len(term) < 3 or not _is_cjk_text(term):
+        return []
+    return [(term[:i], term[i:]) for i in range(1, len(term))]
+
+
+def known_by_parts(unknown: Sequence[str], doc_freqs: dict[str, int]) -> set[str]:
+    """The terms of ``unknown`` with a :func:`cjk_splits` split whose parts both occur
+    (``doc_freqs`` must hold the parts; a missing part counts as unseen)."""
+    return {t for t in unknown if any(doc_freqs.get(a, 0) > 0 and doc_freqs.get(b, 0) > 0 for a, b in cjk_splits(t))}
+
+
+def with_known_parts(q_tokens: Sequence[str], doc_freqs: dict[str, int],
+                     lookup: Callable[[Sequence[str]], tuple[int, dict[str, int]]]) -> dict[str, int]:
+    """``doc_freqs`` with each unseen Chinese compound of the question that is
+    :func:`known_by_parts` counted as seen (df 1), for :func:`unknown_terms` and
+    :func:`unknown_share`.
+
+    Args:
+        q_tokens: the question's BM25 tokens.
+        doc_freqs: ``{token: df}`` for them.
+        lookup: ``tokens -> (N, {token: df})``, e.g. ``KBStore.doc_freqs``; called once,
+            only when the question has an unseen compound of 3+ Chinese characters.
+    """
+    unknown = unknown_terms(q_tokens, doc_freqs)
+    parts = [p for t in unknown for split in cjk_splits(t) for p in split]
+    if not parts:
+        return doc_freqs
+    known = known_by_parts(unknown, lookup(parts)[1])
+    return {**doc_freqs, **dict.fromkeys(known, 1)} if known else doc_freqs
+
+
 def _overlap(sentence: str, terms: set[str], idf: dict[str, float]) -> float:
     return sum(idf.get(t, 0.0) for t in set(tokenize(sentence)) & terms)
 
@@ -253,7 +292,10 @@ class AbstainPolicy:
       unknown terms only): see the closing note of issue 3 and ``--data scifact``.
     * The unknown-term rule catches questions about things the knowledge base never
       mentions (``PostgreSQL``, ``winget``, ``maxSkew``, ``KMS``...). A misspelt key word
-      can trigger it too; knowbase then abstains and shows the nearest sources.
+      can trigger it too; knowbase then abstains and shows the nearest sources. A Chinese
+      compound of 3+ characters counts as seen when both parts of one of its two-part
+      splits occur (:func:`known_by_parts`): jieba segments the same words differently in
+      a short question and in a long passage.
     * ``min_cosine`` (all-MiniLM-L6-v2, English only) only lets through questions with few
       shared words; on SciFact (500 abstracts, 48 answerable / 50 unanswerable questions)
       the best cosine had median 0.63 for answerable and 0.49 for unanswerable questions,
@@ -444,7 +486,11 @@ class Answerer:
         if not hits:
             return False, 0.0, []
         best, cos = support_signals(q_tokens, hits, idf)
-        unknown = unknown_terms(q_tokens, dfs) if n_chunks >= self.policy.unknown_min_chunks else []
+        if n_chunks >= self.policy.unknown_min_chunks:
+            dfs = with_known_parts(q_tokens, dfs, self.doc_freqs)  # Chinese compounds segmented differently
+            unknown = unknown_terms(q_tokens, dfs)
+        else:
+            unknown = []
         if self.policy.max_unknown is not None and unknown and unknown_share(q_tokens, dfs, idf) >= self.policy.max_unknown:
             return False, best, unknown
         if best >= self.policy.min_coverage:

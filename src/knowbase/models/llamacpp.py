@@ -32,13 +32,13 @@ import json
 import os
 import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowbase.models.loaded import LoadedCache
 from knowbase.errors import ContextLengthError, ModelFileError, ModelUnavailableError, UserError
 from knowbase.models.base import ChatOptions, ChatResult, Message, ToolCall, ToolSpec, Usage
 
@@ -72,19 +72,14 @@ class LoadedModel:
     """Loaded for a draft model (per-position logits switched on only while generating)."""
 
 
-class ModelCache:
+class ModelCache(LoadedCache[LoadedModel]):
     """A bounded LRU of loaded GGUF models, keyed by ``(path, n_ctx, options)``.
 
     Args:
         size: models kept loaded at once (the least recently used is released).
     """
 
-    def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[Any, ...], LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, path: Path, *, n_ctx: int, **llama_kwargs: Any) -> LoadedModel:
+    def load(self, path: Path, *, n_ctx: int, **llama_kwargs: Any) -> LoadedModel:
         """The loaded model for ``path`` (loading it on first use).
 
         Raises:
@@ -92,23 +87,7 @@ class ModelCache:
             ModelFileError: the file is missing or llama.cpp cannot load it.
         """
         key = (str(path.resolve()), n_ctx, tuple(sorted(llama_kwargs.items())))
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
-            loaded = load_gguf(path, n_ctx=n_ctx, **llama_kwargs)
-            self._items[key] = loaded
-            while len(self._items) > self.size:
-                # dropped, not closed: a thread still generating keeps its reference; the
-                # memory is freed when the last user lets go (Llama.__del__ closes it)
-                self._items.popitem(last=False)
-            return loaded
-
-    def clear(self) -> None:
-        """Forget every loaded model (each is freed once no call is using it)."""
-        with self._lock:
-            self._items.clear()
+        return self.get(key, lambda: load_gguf(path, n_ctx=n_ctx, **llama_kwargs))
 
 
 MODELS = ModelCache()
@@ -333,7 +312,7 @@ class LlamaCppChat:
     # --- loading and tokens ----------------------------------------------------------------------
     def loaded(self) -> LoadedModel:
         """The loaded model (from the cache, loading it if needed)."""
-        return self._models.get(self.path, n_ctx=self.n_ctx, **self._llama_kwargs)
+        return self._models.load(self.path, n_ctx=self.n_ctx, **self._llama_kwargs)
 
     @property
     def context_window(self) -> int:

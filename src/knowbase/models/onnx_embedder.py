@@ -54,7 +54,6 @@ import os
 import tempfile
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from knowbase.models.loaded import LoadedCache
 from knowbase.errors import (
     ConfigError,
     ModelFileError,
@@ -237,6 +237,10 @@ def _export_fp32(folder: Path, dest: Path) -> None:
     except ImportError as exc:
         raise ModelUnavailableError("exporting to ONNX needs torch and transformers (pip install 'knowbase[local]')",
                                     package="torch") from exc
+    with contextlib.suppress(ImportError):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a command's output
     try:
         model = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager").eval()
     except Exception as exc:  # transformers raises many types for a damaged folder
@@ -335,32 +339,8 @@ def ensure_export(plan: ExportPlan, variant: str) -> Path:
 
 
 # --- sessions ---------------------------------------------------------------------------------
-class _Sessions:
-    """A small LRU of ONNX Runtime sessions keyed by (file, threads) (process-wide resource cache)."""
-
-    def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, path: Path, threads: int) -> Any:
-        key = (str(path.resolve()), threads)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            session = _open_session(path, threads)
-            self._items[key] = session
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-            return session
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-SESSIONS = _Sessions()
+SESSIONS: LoadedCache[Any] = LoadedCache(size=2)
+"""ONNX Runtime sessions, keyed by (file, threads) (process-wide)."""
 
 
 def _open_session(path: Path, threads: int) -> Any:
@@ -439,7 +419,7 @@ class OnnxEmbedder:
     def __init__(self, folder: Path, *, variant: str = DEFAULT_VARIANT, name: str | None = None,
                  languages: tuple[str, ...] | None = None, models_dir: Path | None = None, threads: int | None = None,
                  batch_size: int = BATCH_SIZE, max_batch_tokens: int = MAX_BATCH_TOKENS,
-                 sessions: _Sessions | None = None) -> None:
+                 sessions: LoadedCache[Any] | None = None) -> None:
         if variant not in VARIANTS:
             raise ConfigError(f"unknown ONNX variant {variant!r}; use one of {', '.join(VARIANTS)}", field="variant")
         if not folder.is_dir():
@@ -538,7 +518,8 @@ class OnnxEmbedder:
     @property
     def session(self) -> Any:
         """The ``onnxruntime.InferenceSession`` (opened on first use, shared in the process)."""
-        return self._sessions.get(self.model_path(), self.threads)
+        path = self.model_path()
+        return self._sessions.get((str(path.resolve()), self.threads), lambda: _open_session(path, self.threads))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``; returns float32 ``(len(texts), dim)`` mean-pooled (not normalised), in input order.

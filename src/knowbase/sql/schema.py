@@ -66,7 +66,8 @@ class Table:
 
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """The tables of one database, in a stable (name) order."""
+    """The tables of one database, in a stable order: creation order on SQLite, else by name
+    (views after tables)."""
 
     dialect: str
     tables: tuple[Table, ...]
@@ -173,7 +174,8 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
 
     try:
         insp = inspect(db.engine)
-        names = sorted(insp.get_table_names(schema=namespace)) + sorted(insp.get_view_names(schema=namespace))
+        names = _creation_order(db, insp.get_table_names(schema=namespace)) + \
+            _creation_order(db, insp.get_view_names(schema=namespace))
         tables = []
         for name in names:
             pk_cols = set((insp.get_pk_constraint(name, schema=namespace) or {}).get("constrained_columns") or [])
@@ -195,6 +197,25 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
     if sample_values > 0:
         tables = [_with_samples(db, t, sample_values, namespace, sample_timeout) for t in tables]
     return Schema(db.dialect, tuple(tables), namespace)
+
+
+def _creation_order(db: Database, names: Sequence[str]) -> list[str]:
+    """``names`` in the order the database's author created them (SQLite: ``sqlite_master``
+    rowid order), else by name. Creation order reads like the author's own DDL, where a
+    table is usually defined before the tables that reference it."""
+    ordered = sorted(names)
+    if db.dialect != "sqlite":
+        return ordered
+    from knowbase.errors import KnowbaseError
+    from knowbase.sql.execute import execute
+
+    try:
+        rows = execute(db, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY rowid",
+                       row_limit=100_000, timeout=5.0).rows
+    except KnowbaseError:
+        return ordered
+    rank = {str(r[0]): i for i, r in enumerate(rows)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
 def _type_name(sa_type: object) -> str:
