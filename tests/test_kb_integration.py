@@ -30,7 +30,7 @@ def real_kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
     home = tmp_path_factory.mktemp("kbhome-real")
     # the default embedder (int8 ONNX MiniLM), exported once into the shared models folder
     models = Path(os.environ.get("KNOWBASE_MODELS_DIR", Path.home() / ".knowbase" / "models"))
-    settings = Settings.load(home).with_(models_dir=models)
+    settings = Settings.load(home).with_(extra={"models_dir": str(models)})
     kb = KnowledgeBase.create("k8s-it", settings=settings)
     report = kb.ingest([SAMPLE / p for p in PAGES])
     assert report.failed == [] and len(report.added) == len(PAGES)

@@ -20,11 +20,11 @@ def test_hits_do_not_reload_and_the_least_recent_is_dropped() -> None:
     assert cache.get("b", loader("b")) == "model-b"
     assert cache.get("a", loader("a")) == "model-a"          # hit; "a" becomes the most recent
     assert cache.get("c", loader("c")) == "model-c"          # drops "b", the least recent
-    assert len(cache) == 2 and loads == ["a", "b", "c"]
+    assert cache.keys() == ["a", "c"] and loads == ["a", "b", "c"]
     cache.get("b", loader("b"))
     assert loads == ["a", "b", "c", "b"]
     cache.clear()
-    assert len(cache) == 0
+    assert cache.keys() == [] and bool(cache)   # empty, yet truthy for `cache or DEFAULT`
 
 
 def test_a_failed_load_caches_nothing() -> None:
@@ -35,7 +35,7 @@ def test_a_failed_load_caches_nothing() -> None:
 
     with pytest.raises(OSError):
         cache.get("k", broken)
-    assert len(cache) == 0 and cache.get("k", lambda: 7) == 7
+    assert cache.keys() == [] and cache.get("k", lambda: 7) == 7
 
 
 def test_concurrent_requests_load_once() -> None:

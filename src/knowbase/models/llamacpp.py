@@ -251,7 +251,7 @@ class LlamaCppChat:
         self.path = Path(path)
         self.model_name = name or self.path.name
         self.n_ctx = n_ctx
-        self._models = models or MODELS
+        self._models = MODELS if models is None else models
         self._llama_kwargs = llama_kwargs
         self._prefix_cache = prefix_cache
         self._sha256 = sha256

@@ -54,8 +54,11 @@ class LoadedCache(Generic[V]):
                 self._items.popitem(last=False)
             return value
 
-    def __len__(self) -> int:
-        return len(self._items)
+    def keys(self) -> list[Hashable]:
+        """The keys held now, least recently used first. (No ``__len__``: an empty cache
+        must stay truthy, since callers write ``cache or DEFAULT``.)"""
+        with self._lock:
+            return list(self._items)
 
     def clear(self) -> None:
         """Forget every value (each is freed once nothing else holds it)."""

@@ -442,7 +442,7 @@ class OnnxEmbedder:
         if dim is None:
             raise ModelFileError(f"cannot tell the embedding width of {folder}", path=str(folder))
         self.dim = dim
-        self._sessions = sessions or SESSIONS
+        self._sessions = SESSIONS if sessions is None else sessions
         self._lock = threading.Lock()
         self._tokenizer: Any = None
         self._counter: Any = None

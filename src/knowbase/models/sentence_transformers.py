@@ -130,7 +130,7 @@ class STEmbedder:
         self.folder = folder
         self.model_name = name or folder.name
         self.languages = languages
-        self._models = models or MODELS
+        self._models = MODELS if models is None else models
         self.max_seq_length = folder_max_seq_length(folder)
         self._dim = folder_dim(folder)
         self._tokenizer: Any = None
