@@ -4,7 +4,8 @@ One table, one row per system:
 
 * ``knowbase (fp32)``: ``KnowledgeBase`` with ``sentence-transformers:all-minilm-l6-v2``;
 * ``knowbase (fast)``: the same with the fast embedder (``--fast-embedder``, default
-  ``onnx:all-minilm-l6-v2``, int8 ONNX Runtime), included when its backend is importable;
+  ``onnx:all-minilm-l6-v2``, int8 ONNX Runtime: knowbase's default embedder), included
+  when its backend is importable;
 * ``LangChain + FAISS``: ``DirectoryLoader``/``TextLoader`` + ``RecursiveCharacterTextSplitter``
   (``chunk_size=1000``, LangChain's default overlap of 200) + ``HuggingFaceEmbeddings`` on the
   same all-MiniLM-L6-v2 folder (normalised) + ``FAISS`` (``IndexFlatIP``, exact), saved with

@@ -48,6 +48,15 @@ def test_tokenize_chinese_and_mixed() -> None:
     assert "的" not in toks
 
 
+def test_tokenize_without_cjk_keeps_exactly_the_latin_tokens() -> None:
+    text = "静态 Pod 由 kubelet 守护进程直接管理，不需要 API server 监管。Static Pods run on nodes."
+    full = tokenize(text)
+    latin = tokenize(text, cjk=False)
+    assert latin == [t for t in full if t.isascii()] and latin == ["pod", "kubelet", "api", "server", "static",
+                                                                   "pod", "run", "node"]
+    assert tokenize("Pods run", cjk=False) == tokenize("Pods run") == ["pod", "run"]
+
+
 def test_fts_query_quotes_tokens() -> None:
     assert fts_query(["pod", 'a"b', "pod"]) == '"pod" OR "a""b"'
     assert fts_query([]) == ""

@@ -7,7 +7,7 @@ terms with the question, within a token budget for all passages (default 340 tok
 embedded Qwen2.5-Coder-1.5B reads prompts at about 30 tokens/s on 2 cores and the goal is a
 first answer token within 15 s; with 450 the whole prompt was about 585 tokens, about 505
 of them after the cached system prompt, i.e. about 17 s). The model's weights load in a
-background thread while retrieval runs, and the KV state after the system prompt is
+background thread as soon as retrieval is done, and the KV state after the system prompt is
 restored from disk in a new process (``knowbase.models.llamacpp_state``).
 
 Abstention (no model call at all, also in extractive mode) when retrieval does not support
@@ -33,7 +33,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
-from knowbase.knowledge.bm25 import question_words, tokenize, topic_tokens  # noqa: F401
+from knowbase.knowledge.bm25 import has_cjk, question_words, tokenize, topic_tokens, warm_segmenter  # noqa: F401
 from knowbase.knowledge.types import Answer, Citation, ScoredChunk
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,7 +98,8 @@ def support_signals(q_tokens: Sequence[str], hits: Sequence[ScoredChunk],
         no hit has a dense score).
     """
     topic = topic_tokens(q_tokens)
-    best = max((coverage(topic, set(tokenize(h.chunk.text)), idf) for h in hits), default=0.0)
+    cjk = any(has_cjk(t) for t in topic)  # an all-Latin question needs no Chinese segmentation
+    best = max((coverage(topic, set(tokenize(h.chunk.text, cjk=cjk)), idf) for h in hits), default=0.0)
     cos = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     return best, cos
 
@@ -169,7 +170,7 @@ def with_known_parts(q_tokens: Sequence[str], doc_freqs: dict[str, int],
 
 
 def _overlap(sentence: str, terms: set[str], idf: dict[str, float]) -> float:
-    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence)) & terms)
+    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence, cjk=any(has_cjk(t) for t in terms))) & terms)
 
 
 def trim_passage(text: str, query_tokens: Sequence[str], idf: dict[str, float], budget: int,
@@ -314,7 +315,8 @@ class Preload:
     """Get the chat model and load its weights in a background thread.
 
     Loading the embedded Qwen (1.1 GB, memory-mapped) takes seconds in a new process; done
-    while retrieval runs, it is off the path to the first answer token. ``count_tokens``
+    while the sources are shown and the prompt is built, it is partly off the path to the
+    first answer token. ``count_tokens``
     loads a local model's weights and tokenizer and is a no-op for a remote one.
 
     Args:
@@ -417,7 +419,9 @@ class Answerer:
 
         t0 = time.perf_counter()
         lang = detect_language(question)
-        preload = None if extractive else Preload(self.chat_model)  # the weights load while retrieval runs
+        preload = None
+        if has_cjk(question):
+            warm_segmenter()  # jieba's dictionary loads while the question is embedded
         with span("kb.ask", kind="kb", question=question[:200], k=k, extractive=extractive) as root:
             with span("retrieve", kind="retriever"):
                 hits = self.search(question, k)
@@ -425,6 +429,12 @@ class Answerer:
                 n_docs, dfs = self.doc_freqs(q_tokens)
                 idf = idf_table(n_docs, dfs)
                 supported, best_cov, unknown = self._supported(q_tokens, hits, idf, dfs, lang, n_docs)
+            # the weights load while the sources are shown and the prompt is built. Started after
+            # retrieval, not before: on 2 cores loading (mmap, weight repacking) slowed a cold
+            # search from 0.3 s to 1.2 s, past the 1 s goal for sources; and an abstention
+            # needs no model at all
+            if not extractive and hits and supported:
+                preload = Preload(self.chat_model)
             timings = {"retrieve": time.perf_counter() - t0}
             extract = extractive_answer(hits, q_tokens, idf, lang) if hits else ("", ())
             abstain_now = not hits or not supported

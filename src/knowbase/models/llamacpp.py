@@ -28,6 +28,7 @@ Threads: ``n_threads`` = the CPU cores this process may use, unless configured
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -100,7 +101,62 @@ def _import_llama_cpp() -> Any:
     except ImportError as exc:
         raise ModelUnavailableError("llama-cpp-python is not installed (pip install 'knowbase[local]')",
                                     package="llama-cpp-python") from exc
+    _quiet_native_log(llama_cpp)
     return llama_cpp
+
+
+class _ThreadQuietStream:
+    """``sys.stderr`` stand-in that drops what one thread writes and passes on the rest."""
+
+    def __init__(self, real: Any, thread: int) -> None:
+        self._real, self._thread = real, thread
+
+    def write(self, text: str) -> int:
+        return len(text) if threading.get_ident() == self._thread else self._real.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@contextlib.contextmanager
+def _this_thread_quiet() -> Iterator[None]:
+    """Drop the calling thread's writes to ``sys.stderr`` (llama-cpp-python's load messages
+    with ``verbose=True``); other threads' output is untouched."""
+    import sys
+
+    real = sys.stderr
+    sys.stderr = _ThreadQuietStream(real, threading.get_ident())  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if isinstance(sys.stderr, _ThreadQuietStream):
+            sys.stderr = real
+
+
+_LOG_CALLBACK: list[Any] = []  # keeps the ctypes callback alive for the process (set once)
+
+
+def _quiet_native_log(llama_cpp: Any) -> None:
+    """Route llama.cpp's native log to a callback that drops it (load and decode failures
+    still surface as exceptions from llama-cpp-python).
+
+    Why not ``Llama(verbose=False)``: that silences loading with llama-cpp-python's
+    ``suppress_stdout_stderr``, which points the process's file descriptors 1 and 2 (and
+    ``sys.stdout``) at ``/dev/null`` while the model loads. knowbase loads the model in a
+    background thread while retrieval runs (:class:`knowbase.knowledge.answer.Preload`), so
+    the sources printed meanwhile by the main thread vanished. Loading with ``verbose=True``
+    and this callback keeps the output quiet without touching the descriptors.
+    """
+    if _LOG_CALLBACK:
+        return
+    import ctypes
+
+    @llama_cpp.llama_log_callback
+    def _callback(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        return None
+
+    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+    _LOG_CALLBACK.append(_callback)
 
 
 def load_gguf(path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, prompt_lookup: int = 0,
@@ -131,8 +187,12 @@ def load_gguf(path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None =
         # per-position logits on only after the prompt (see llamacpp_state)
         llama_kwargs.update(draft_model=prompt_lookup_draft(holder, num_pred_tokens=prompt_lookup), logits_all=True)
     try:
-        llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                                n_gpu_layers=0, verbose=False, **llama_kwargs)
+        # verbose=True: no descriptor redirection while loading (see _quiet_native_log); the
+        # Python-side messages of llama-cpp-python are switched off right after
+        with _this_thread_quiet():
+            llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                                    n_gpu_layers=0, verbose=True, **llama_kwargs)
+        llama.verbose = False
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelFileError(f"llama.cpp cannot load {path}: {exc} (corrupt or unsupported GGUF?)",
                              path=str(path)) from exc
