@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import os
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,31 @@ def test_prompt_lookup_setting_must_be_a_number(knowbase_home: Path, monkeypatch
     assert err.value.field == "prompt_lookup"
     monkeypatch.setenv("KNOWBASE_PROMPT_LOOKUP", "3")
     assert get_chat_model("llamacpp:smollm2-135m", settings=Settings.load()).backend._llama_kwargs["prompt_lookup"] == 3
+
+
+@pytest.mark.slow
+def test_loading_a_model_in_a_thread_does_not_swallow_other_output(tmp_path: Path) -> None:
+    """knowbase prints the sources while the model loads in a background thread; llama-cpp-python's
+    quiet mode used to point fds 1 and 2 at /dev/null during the load, losing those lines."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading, time\n"
+        "from knowbase.config import Settings\n"
+        "from knowbase.models.catalog import model_path\n"
+        "from knowbase.models.llamacpp import load_gguf\n"
+        "path = model_path('smollm2-135m', Settings.load())\n"
+        "t = threading.Thread(target=load_gguf, args=(path,), kwargs={'n_ctx': 512}); t.start()\n"
+        "n = 0\n"
+        "while t.is_alive():\n"
+        "    print(f'line {n}', flush=True); n += 1; time.sleep(0.005)\n"
+        "t.join(); print(f'printed {n}', flush=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KNOWBASE_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    printed = int(lines[-1].split()[1])
+    assert printed > 0 and lines[:-1] == [f"line {i}" for i in range(printed)]   # none lost
+    assert "Model metadata" not in proc.stderr and "llama_model_loader" not in proc.stderr  # and still quiet
