@@ -130,6 +130,11 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
 
     if model and not extractive:
         check_chat_spec(model)  # a typo fails now, not after retrieval
+    if question:
+        from knowbase.knowledge.bm25 import has_cjk, warm_segmenter
+
+        if has_cjk(question):
+            warm_segmenter()  # jieba's dictionary (about 0.8 s) loads while the knowledge base opens
     base = KnowledgeBase.open(name, settings=settings_from(ctx))
     with base:
         if question is None:
