@@ -21,7 +21,7 @@ from knowbase.cli.main import settings_from
 
 DEMO_KB = "k8s-sample"
 QUESTIONS = (
-    "What happens to a Pod when the node it runs on fails?",
+    "When a node runs out of resources, in which order are Pods evicted by QoS class?",
     "静态 Pod 由哪个组件直接管理？",
 )
 
