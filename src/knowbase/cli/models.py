@@ -78,7 +78,7 @@ def onnx_rows(entry: Any, info: dict[str, Any], default: Any) -> list[dict[str, 
         rows.append({
             **info, "spec": spec, "backend": "onnx", "size": None, "sha256": None,
             "title": f"{entry.title}, ONNX {variant}", "installed": bool(info["installed"] and runtime),
-            "source": f"exported from {entry.spec} on first use",
+            "source": f"{entry.source.description}, exported on first use",
             "default": default.backend == "onnx" and default.name in (entry.name, *entry.aliases)
             and (default.base_url or "int8") == variant,
         })
