@@ -98,6 +98,16 @@ def test_abstains_when_model_says_not_found(kb: KnowledgeBase) -> None:
     assert answer.abstained and answer.citations == ()
 
 
+@pytest.mark.parametrize("reply", ["[1] [3]", "[2]。", " [1][2] "])
+def test_a_reply_of_bare_citation_markers_is_no_answer(kb: KnowledgeBase, reply: str) -> None:
+    fake = FakeChat([reply])
+    answer = kb.ask("How many containers can a Pod run?", model=ChatModel(fake))
+    assert len(fake.calls) == 1 and answer.abstained and answer.citations == ()
+    assert answer.text.startswith("The knowledge base does not contain")
+    fake = FakeChat(["Pods run one or more containers [1]."])   # a real answer still passes
+    assert not kb.ask("How many containers can a Pod run?", model=ChatModel(fake)).abstained
+
+
 def test_chinese_question_gets_chinese_instruction_and_abstention(kb: KnowledgeBase) -> None:
     fake = FakeChat(["Pod 是最小的可部署计算单元 [1]。"])
     answer = kb.ask("什么是 Pod 计算单元？", model=ChatModel(fake))

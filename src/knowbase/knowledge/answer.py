@@ -472,7 +472,8 @@ class Answerer:
             raw = "".join(pieces).strip()
             timings["total"] = time.perf_counter() - t0
             base["usage"] = stream.result.usage if stream.result is not None else None
-            if not raw or _NOT_FOUND.search(raw):
+            if not raw or _NOT_FOUND.search(raw) or not re.search(r"\w", _CITE.sub("", raw)):
+                # NOT FOUND, or nothing but citation markers ("[1] [3]"): no answer was given
                 root.set(abstained=True, by="model")
                 yield AskEvent("answer", answer=Answer(text=template(f"kb_abstain_{_lang_key(lang)}"), abstained=True,
                                                       timings=timings, **base))
