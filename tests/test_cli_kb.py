@@ -174,7 +174,8 @@ def test_demo_runs_offline_with_fakes(tmp_path: Path, monkeypatch: pytest.Monkey
     sample = tmp_path / "k8s"
     (sample / "en").mkdir(parents=True)
     (sample / "zh-cn").mkdir()
-    (sample / "en" / "pods.md").write_text("# Pods\n\nWhen a node fails, its Pods are deleted and replaced.\n")
+    (sample / "en" / "pods.md").write_text("# Pods\n\nWhen a node runs out of resources, Pods are evicted by QoS "
+                                           "class: BestEffort first, then Burstable, then Guaranteed.\n")
     (sample / "zh-cn" / "pods.md").write_text("# Pod\n\nPod 是 Kubernetes 中最小的可部署的计算单元。静态 Pod 由特定节点上的 kubelet 守护进程直接管理。\n")
     monkeypatch.setattr(demo_mod, "find_sample", lambda: sample)
     code, out, _ = run("demo", "--model", "fake:See [1].", "--embedder", "fake")
@@ -211,3 +212,25 @@ def test_ask_hides_the_models_not_found_marker() -> None:
     assert answer.abstained
     assert not any("NOT FOUND" in line for line in lines)
     assert any("does not contain" in line for line in lines)
+
+
+def test_abstain_thresholds_are_per_knowledge_base_and_persist(built: Path) -> None:
+    code, out, _ = run("kb", "abstain", "demo", "--json")
+    assert code == 0 and json.loads(out) == {"min_coverage": 0.35, "min_cosine": 0.55, "max_unknown": 0.2,
+                                             "unknown_min_chunks": 100}
+    code, out, _ = run("kb", "abstain", "demo", "--min-coverage", "0.2", "--max-unknown", "off")
+    assert code == 0 and "min_coverage         0.2" in out and "max_unknown          off" in out
+    from knowbase.knowledge.base import KnowledgeBase
+
+    with KnowledgeBase.open("demo") as base:                      # stored in the file: a new process sees it
+        assert base.policy.min_coverage == 0.2 and base.policy.max_unknown is None
+        assert base.policy.min_cosine == 0.55
+    assert run("kb", "create", "other", "--embedder", "fake")[0] == 0
+    assert json.loads(run("kb", "abstain", "other", "--json")[1])["min_coverage"] == 0.35   # others keep theirs
+    code, out, err = run("kb", "abstain", "demo", "--min-coverage", "1.5")
+    assert code != 0 and "min_coverage must be between 0 and 1" in err
+    code, out, err = run("kb", "abstain", "demo", "--unknown-min-chunks", "many")
+    assert code != 0 and "unknown_min_chunks" in err
+    code, out, _ = run("kb", "abstain", "demo", "--reset", "--json")
+    assert code == 0 and json.loads(out)["min_coverage"] == 0.35 and json.loads(out)["max_unknown"] == 0.2
+

@@ -246,3 +246,17 @@ def test_sentences_do_not_split_inside_field_paths_and_versions() -> None:
     assert split_sentences(text) == [
         "The .spec.successfulJobsHistoryLimit and .spec.failedJobsHistoryLimit fields say how many Jobs are kept.",
         "By default, they are set to 3 and 1.", "Added in v1.19.", "ConfigMap 自 v1.19 起可设为不可变。", "完成"]
+
+
+def test_per_kb_min_coverage_decides_whether_the_model_is_asked(kb: KnowledgeBase) -> None:
+    q = "What governs Pods being scheduled for deletion in production clusters after crashes?"  # coverage 0.28
+    kb.set_abstain(min_cosine=1.0)                     # coverage alone decides (the fake embedder's cosines are noise)
+    fake = FakeChat(["Pods are restarted [1]."])
+    assert kb.ask(q, model=ChatModel(fake)).abstained and fake.calls == []
+    policy = kb.set_abstain(min_coverage=0.2)
+    assert policy.min_coverage == 0.2 and policy.min_cosine == 1.0 and kb.policy is policy
+    assert not kb.ask(q, model=ChatModel(fake)).abstained and len(fake.calls) == 1
+    assert kb.store.meta()["abstain.min_coverage"] == "0.2"
+    with pytest.raises(ValueError, match="unknown abstention setting"):
+        kb.set_abstain(min_overlap=0.1)
+    assert kb.set_abstain(reset=True).min_coverage == 0.35

@@ -138,6 +138,43 @@ def stats(ctx: click.Context, name: str, as_json: bool) -> None:
         click.echo(f"{key:22} {value}")
 
 
+@kb.command("abstain")
+@click.argument("name")
+@click.option("--min-coverage", default=None, help="Least share (0..1) of the question's IDF-weighted terms one passage "
+              "must cover.")
+@click.option("--min-cosine", default=None, help="Or at least this cosine (0..1) to the question (embedder languages).")
+@click.option("--max-unknown", default=None, help="Most IDF share (0..1) of question terms the knowledge base never "
+              "mentions; 'off' turns the rule off.")
+@click.option("--unknown-min-chunks", default=None, help="Apply the unknown-term rule from this many chunks on.")
+@click.option("--reset", is_flag=True, help="Back to the defaults (before any other option given).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def abstain(ctx: click.Context, name: str, min_coverage: str | None, min_cosine: str | None, max_unknown: str | None,
+            unknown_min_chunks: str | None, reset: bool, as_json: bool) -> None:
+    """Show or change when NAME abstains instead of answering (stored in the knowledge base).
+
+    With no option, prints the thresholds in force. Lower --min-coverage for collections
+    whose questions share few words with the text (claims, reading comprehension).
+    """
+    changes = {k: v for k, v in (("min_coverage", min_coverage), ("min_cosine", min_cosine),
+                                 ("max_unknown", max_unknown), ("unknown_min_chunks", unknown_min_chunks))
+               if v is not None}
+    with _open(ctx, name) as base:
+        if changes or reset:
+            try:
+                policy = base.set_abstain(reset=reset, **changes)
+            except ValueError as exc:
+                raise click.UsageError(f"{name}: {exc}") from exc
+        else:
+            policy = base.policy
+    values = {k: getattr(policy, k) for k in policy.FIELDS}
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    for key, value in values.items():
+        click.echo(f"{key:20} {'off' if value is None else value}")
+
+
 @kb.command("docs")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True)

@@ -303,12 +303,62 @@ class AbstainPolicy:
       so 0.55 sits between the two.
 
     What passes these gates is left to the model's ``NOT FOUND``.
+
+    A knowledge base keeps its own values (``knowbase kb abstain NAME --min-coverage 0.2``,
+    :meth:`KnowledgeBase.set_abstain`), stored in its ``meta`` table under ``abstain.*``:
+    collections whose questions share fewer words with the passages (claims, reading
+    comprehension: CMRC's answerable 5th percentile of coverage is 0.186) want a lower
+    ``min_coverage``.
     """
 
     min_coverage: float = 0.35
     min_cosine: float = 0.55
     max_unknown: float | None = 0.2
     unknown_min_chunks: int = 100
+
+    #: the fields a knowledge base may override, with their ranges
+    FIELDS = ("min_coverage", "min_cosine", "max_unknown", "unknown_min_chunks")
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> "AbstainPolicy":
+        """The defaults with the ``abstain.<field>`` keys of a knowledge base's ``meta`` applied
+        (``max_unknown`` ``"off"`` is None). Unreadable values are ignored (the default stays)."""
+        changes: dict[str, Any] = {}
+        for name in cls.FIELDS:
+            raw = meta.get(f"abstain.{name}")
+            if raw is None:
+                continue
+            try:
+                changes[name] = _policy_value(name, raw)
+            except ValueError:
+                continue
+        return cls(**changes)
+
+    def to_meta(self) -> dict[str, str]:
+        """``{"abstain.<field>": text}`` for every field (``"off"`` for a None ``max_unknown``)."""
+        return {f"abstain.{n}": "off" if getattr(self, n) is None else str(getattr(self, n)) for n in self.FIELDS}
+
+
+def _policy_value(name: str, raw: Any) -> Any:
+    """A checked value for :class:`AbstainPolicy` field ``name``.
+
+    Raises:
+        ValueError: not a number, or out of range (names the field and the range).
+    """
+    text = str(raw).strip().lower()
+    if name == "max_unknown" and text in {"off", "none"}:
+        return None
+    if name == "unknown_min_chunks":
+        if not text.isdigit():
+            raise ValueError(f"{name} must be a whole number of chunks (0 or more), got {raw!r}")
+        return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {raw!r}")
+    return value
 
 
 class Preload:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from knowbase.config import Settings
 from knowbase.errors import EmbedderMismatchError, KnowledgeBaseExistsError, KnowledgeBaseNotFoundError, UserError
-from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent
+from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent, _policy_value
 from knowbase.knowledge.ingest import IngestReport, Ingestor, ProgressFn, add_texts
 from knowbase.knowledge.retriever import Retriever, SearchFilter, Weights
 from knowbase.knowledge.store import CheckReport, DocumentRow, KBStore
@@ -92,7 +92,33 @@ class KnowledgeBase:
         if embedder is not None:
             self._check_embedder(embedder)
         self.retriever = Retriever(store, self.embedder, reranker=reranker)
-        self.policy = AbstainPolicy()
+        self.policy = AbstainPolicy.from_meta(meta)
+
+    def set_abstain(self, *, reset: bool = False, **changes: Any) -> AbstainPolicy:
+        """Change this knowledge base's abstention thresholds and store them in its file.
+
+        Args:
+            reset: start from the defaults (and forget stored values) before ``changes``.
+            **changes: :class:`AbstainPolicy` fields: ``min_coverage``, ``min_cosine`` and
+                ``max_unknown`` (0..1; ``max_unknown`` may be ``"off"``/None),
+                ``unknown_min_chunks`` (a chunk count).
+
+        Returns the policy now in force.
+
+        Raises:
+            ValueError: an unknown field or a value out of range (names it).
+        """
+        from dataclasses import replace
+
+        unknown = set(changes) - set(AbstainPolicy.FIELDS)
+        if unknown:
+            raise ValueError(f"unknown abstention setting(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(AbstainPolicy.FIELDS)}")
+        checked = {k: None if v is None else _policy_value(k, v) for k, v in changes.items()}
+        policy = replace(AbstainPolicy() if reset else self.policy, **checked)
+        self.store.set_meta(**policy.to_meta())
+        self.policy = policy
+        return policy
 
     # --- lifecycle -------------------------------------------------------------------
     @classmethod
