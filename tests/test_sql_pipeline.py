@@ -355,7 +355,7 @@ def test_cli_schema_and_ask(shop: Path) -> None:
                               "--model", "fake:SELECT count(*) AS n FROM orders"])
     assert out.exit_code == 0 and out.output.strip() == "SELECT COUNT(*) AS n FROM orders LIMIT 1000"
     out = runner.invoke(cli, ["--no-trace", "sql", "ask", str(shop), "Drop it", "--model", "fake:DROP TABLE orders"])
-    assert out.exit_code == 1 and "refused" in out.output
+    assert out.exit_code == 1 and "refused" in out.output and out.output.startswith("Not run. The last SQL")
     out = runner.invoke(cli, ["--no-trace", "sql", "ask", str(shop), "How many?", "--no-answer",
                               "--model", "fake:SELECT count(*) AS n FROM orders"])
     assert out.exit_code == 0 and "n" in out.output and "6" in out.output

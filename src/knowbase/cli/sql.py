@@ -114,6 +114,9 @@ def _print(result: Any) -> None:
     from rich.table import Table
 
     console = Console()
+    if result.sql and not result.ok:
+        console.print("[red]Not run.[/red] The last SQL the model wrote, refused or failed:", markup=True,
+                      highlight=False)
     if result.sql:
         console.print(Syntax(result.sql, "sql", word_wrap=True))
     if not result.ok:
