@@ -56,7 +56,7 @@ def describe(settings: Any) -> dict[str, Any]:
                            and not default.base_url)
         models.append(info)
         if entry.backend == "sentence-transformers":
-            models += onnx_rows(entry, info, embed_default)
+            models += onnx_rows(entry, info, embed_default, settings)
     return {
         "default_chat_model": settings.chat_model,
         "default_embedder": settings.embedder,
@@ -66,17 +66,28 @@ def describe(settings: Any) -> dict[str, Any]:
     }
 
 
-def onnx_rows(entry: Any, info: dict[str, Any], default: Any) -> list[dict[str, Any]]:
+def onnx_rows(entry: Any, info: dict[str, Any], default: Any, settings: Any) -> list[dict[str, Any]]:
     """The ONNX Runtime variants of a sentence-transformers catalogue model (int8, fp32):
-    usable when the model and ``onnxruntime`` are installed; exported on first use."""
-    from knowbase.models.onnx_embedder import VARIANTS
+    usable when the model and ``onnxruntime`` are installed; exported on first use
+    (``size`` is the exported file's, once it exists)."""
+    import contextlib
+
+    from knowbase.errors import KnowbaseError
+    from knowbase.models.onnx_embedder import VARIANTS, plan_export
 
     runtime = importlib.util.find_spec("onnxruntime") is not None
+    plan = None
+    if info["installed"]:
+        with contextlib.suppress(KnowbaseError, OSError):
+            plan = plan_export(entry.path(settings), settings.models_dir)
     rows = []
     for variant in VARIANTS:
         spec = f"onnx:{entry.name}" + ("" if variant == "int8" else f"@{variant}")
+        size = None
+        if plan is not None and plan.path(variant).is_file():
+            size = plan.path(variant).stat().st_size
         rows.append({
-            **info, "spec": spec, "backend": "onnx", "size": None, "sha256": None,
+            **info, "spec": spec, "backend": "onnx", "size": size, "sha256": None,
             "title": f"{entry.title}, ONNX {variant}", "installed": bool(info["installed"] and runtime),
             "source": f"{entry.source.description}, exported on first use",
             "default": default.backend == "onnx" and default.name in (entry.name, *entry.aliases)
