@@ -480,9 +480,8 @@ class Answerer:
                 idf = idf_table(n_docs, dfs)
                 supported, best_cov, unknown = self._supported(q_tokens, hits, idf, dfs, lang, n_docs)
             # the weights load while the sources are shown and the prompt is built. Started after
-            # retrieval, not before: on 2 cores loading (mmap, weight repacking) slowed a cold
-            # search from 0.3 s to 1.2 s, past the 1 s goal for sources; and an abstention
-            # needs no model at all
+            # retrieval, not before: loading (mmap, weight repacking) would compete with a cold
+            # search on 2 cores, and an abstention needs no model at all
             if not extractive and hits and supported:
                 preload = Preload(self.chat_model)
             timings = {"retrieve": time.perf_counter() - t0}
