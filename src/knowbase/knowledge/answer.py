@@ -27,11 +27,11 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from knowbase.knowledge.bm25 import has_cjk, question_words, tokenize, topic_tokens, warm_segmenter  # noqa: F401
 from knowbase.knowledge.types import Answer, Citation, ScoredChunk
@@ -98,7 +98,7 @@ def support_signals(q_tokens: Sequence[str], hits: Sequence[ScoredChunk],
         no hit has a dense score).
     """
     topic = topic_tokens(q_tokens)
-    cjk = any(has_cjk(t) for t in topic)  # an all-Latin question needs no Chinese segmentation
+    cjk = _any_cjk(topic)  # an all-Latin question needs no Chinese segmentation
     best = max((coverage(topic, set(tokenize(h.chunk.text, cjk=cjk)), idf) for h in hits), default=0.0)
     cos = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     return best, cos
@@ -169,8 +169,14 @@ def with_known_parts(q_tokens: Sequence[str], doc_freqs: dict[str, int],
     return {**doc_freqs, **dict.fromkeys(known, 1)} if known else doc_freqs
 
 
-def _overlap(sentence: str, terms: set[str], idf: dict[str, float]) -> float:
-    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence, cjk=any(has_cjk(t) for t in terms))) & terms)
+def _overlap(sentence: str, terms: set[str], idf: dict[str, float], cjk: bool) -> float:
+    """IDF weight of ``terms`` found in ``sentence``; ``cjk`` False: the terms are all Latin,
+    so the sentence's Chinese parts need no segmenting (see :func:`tokenize`)."""
+    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence, cjk=cjk)) & terms)
+
+
+def _any_cjk(terms: Iterable[str]) -> bool:
+    return any(has_cjk(t) for t in terms)
 
 
 def trim_passage(text: str, query_tokens: Sequence[str], idf: dict[str, float], budget: int,
@@ -183,7 +189,8 @@ def trim_passage(text: str, query_tokens: Sequence[str], idf: dict[str, float], 
     if not sentences:
         return ""
     terms = set(query_tokens)
-    order = sorted(range(len(sentences)), key=lambda i: (-_overlap(sentences[i], terms, idf), i))
+    cjk = _any_cjk(terms)
+    order = sorted(range(len(sentences)), key=lambda i: (-_overlap(sentences[i], terms, idf, cjk), i))
     keep: list[int] = []
     used = 0
     for i in order:
@@ -316,8 +323,22 @@ class AbstainPolicy:
     max_unknown: float | None = 0.2
     unknown_min_chunks: int = 100
 
-    #: the fields a knowledge base may override, with their ranges
+    #: the fields a knowledge base may override (checked by :func:`_policy_value`)
     FIELDS = ("min_coverage", "min_cosine", "max_unknown", "unknown_min_chunks")
+
+    def with_checked(self, **changes: Any) -> "AbstainPolicy":
+        """A copy with ``changes`` applied, each checked (None stays None: the rule off).
+
+        Raises:
+            ValueError: an unknown field, or a value out of range (names it).
+        """
+        from dataclasses import replace
+
+        unknown = set(changes) - set(self.FIELDS)
+        if unknown:
+            raise ValueError(f"unknown abstention setting(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(self.FIELDS)}")
+        return replace(self, **{k: None if v is None else _policy_value(k, v) for k, v in changes.items()})
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> "AbstainPolicy":
@@ -595,10 +616,11 @@ def extractive_answer(hits: Sequence[ScoredChunk], q_tokens: Sequence[str], idf:
         ``(text, citations)``; ``("", ())`` when no sentence shares a term with the question.
     """
     terms = set(q_tokens)
+    cjk = _any_cjk(terms)
     scored = []
     for n, hit in enumerate(hits, start=1):
         for pos, sent in enumerate(split_sentences(hit.chunk.text)):
-            s = _overlap(sent, terms, idf)
+            s = _overlap(sent, terms, idf, cjk)
             if s > 0:
                 scored.append((s / (1 + 0.2 * (n - 1)), n, pos, sent))
     scored.sort(key=lambda x: (-x[0], x[1], x[2]))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from knowbase.config import Settings
 from knowbase.errors import EmbedderMismatchError, KnowledgeBaseExistsError, KnowledgeBaseNotFoundError, UserError
-from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent, _policy_value
+from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent
 from knowbase.knowledge.ingest import IngestReport, Ingestor, ProgressFn, add_texts
 from knowbase.knowledge.retriever import Retriever, SearchFilter, Weights
 from knowbase.knowledge.store import CheckReport, DocumentRow, KBStore
@@ -108,14 +108,7 @@ class KnowledgeBase:
         Raises:
             ValueError: an unknown field or a value out of range (names it).
         """
-        from dataclasses import replace
-
-        unknown = set(changes) - set(AbstainPolicy.FIELDS)
-        if unknown:
-            raise ValueError(f"unknown abstention setting(s) {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(AbstainPolicy.FIELDS)}")
-        checked = {k: None if v is None else _policy_value(k, v) for k, v in changes.items()}
-        policy = replace(AbstainPolicy() if reset else self.policy, **checked)
+        policy = (AbstainPolicy() if reset else self.policy).with_checked(**changes)
         self.store.set_meta(**policy.to_meta())
         self.policy = policy
         return policy

@@ -39,9 +39,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from knowbase.models.loaded import LoadedCache
 from knowbase.errors import ContextLengthError, ModelFileError, ModelUnavailableError, UserError
 from knowbase.models.base import ChatOptions, ChatResult, Message, ToolCall, ToolSpec, Usage
+from knowbase.models.loaded import LoadedCache
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.config import ModelSpec, Settings

@@ -61,13 +61,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowbase.models.loaded import LoadedCache
 from knowbase.errors import (
     ConfigError,
     ModelFileError,
     ModelUnavailableError,
     UnknownModelError,
 )
+from knowbase.models.loaded import LoadedCache
 from knowbase.models.sentence_transformers import (
     DEFAULT_MODEL,
     folder_dim,

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowbase.models.loaded import LoadedCache
 from knowbase.errors import ModelFileError, ModelUnavailableError
+from knowbase.models.loaded import LoadedCache
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.config import ModelSpec, Settings

@@ -174,8 +174,9 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
 
     try:
         insp = inspect(db.engine)
-        names = _creation_order(db, insp.get_table_names(schema=namespace)) + \
-            _creation_order(db, insp.get_view_names(schema=namespace))
+        rank = _creation_rank(db)
+        names = _ordered(insp.get_table_names(schema=namespace), rank) + \
+            _ordered(insp.get_view_names(schema=namespace), rank)
         tables = []
         for name in names:
             pk_cols = set((insp.get_pk_constraint(name, schema=namespace) or {}).get("constrained_columns") or [])
@@ -199,13 +200,13 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
     return Schema(db.dialect, tuple(tables), namespace)
 
 
-def _creation_order(db: Database, names: Sequence[str]) -> list[str]:
-    """``names`` in the order the database's author created them (SQLite: ``sqlite_master``
-    rowid order), else by name. Creation order reads like the author's own DDL, where a
-    table is usually defined before the tables that reference it."""
-    ordered = sorted(names)
+def _creation_rank(db: Database) -> dict[str, int]:
+    """``{name: position}`` of tables and views in the order the database's author created
+    them (SQLite: ``sqlite_master`` rowid order); ``{}`` for other databases or when the
+    catalog cannot be read. Creation order reads like the author's own DDL, where a table
+    is usually defined before the tables that reference it."""
     if db.dialect != "sqlite":
-        return ordered
+        return {}
     from knowbase.errors import KnowbaseError
     from knowbase.sql.execute import execute
 
@@ -213,8 +214,12 @@ def _creation_order(db: Database, names: Sequence[str]) -> list[str]:
         rows = execute(db, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY rowid",
                        row_limit=100_000, timeout=5.0).rows
     except KnowbaseError:
-        return ordered
-    rank = {str(r[0]): i for i, r in enumerate(rows)}
+        return {}
+    return {str(r[0]): i for i, r in enumerate(rows)}
+
+
+def _ordered(names: Sequence[str], rank: dict[str, int]) -> list[str]:
+    """``names`` by creation ``rank`` (unranked ones last), ties and the rest by name."""
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
