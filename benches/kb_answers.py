@@ -195,8 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarize is not None:
         records = json.loads(args.summarize.read_text(encoding="utf-8"))
         if isinstance(records, dict):  # a --compare-prompt-lookup file: the "off" answers
-            records = [dict(r, t_first_token=r["t_first_token"] if r.get("asked_first") else None)
-                       for r in records["0"]]
+            records = first_asked_times(records["0"])
         print_summary(records, [g for g in GROUPS if any(r["group"] == g for r in records)],
                       f"from {args.summarize} ({len(records)} questions)", args.k, None)
         return 0
@@ -270,6 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def first_asked_times(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of one ``--compare-prompt-lookup`` setting with ``t_first_token`` kept only where
+    that setting was asked first (the others found the prompt already in the KV cache)."""
+    return [dict(r, t_first_token=r["t_first_token"] if r.get("asked_first") else None) for r in records]
+
+
 def compare_prompt_lookup(kb: Any, questions: Sequence[dict[str, Any]], settings: Sequence[int], *,
                           model: str | None, k: int, out: Path | None) -> None:
     """Answer each question once per prompt-lookup setting (0 = off) and print generation speed.
@@ -320,7 +325,7 @@ def compare_prompt_lookup(kb: Any, questions: Sequence[dict[str, Any]], settings
                 digits=2)
     # the answers with prompt lookup off, as a normal run would report them; first-token times
     # only from the questions where "off" was asked first (the others found the prompt cached)
-    off = [dict(r, t_first_token=r["t_first_token"] if r["asked_first"] else None) for r in rows[settings[0]]]
+    off = first_asked_times(rows[settings[0]])
     print_summary(off, [g for g in GROUPS if any(r["group"] == g for r in off)],
                   f"{spec}, prompt lookup off", k, None)
 

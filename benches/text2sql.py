@@ -254,9 +254,8 @@ def _run_groups(args: argparse.Namespace, by_db: dict[str, list[dict[str, Any]]]
             [s for s in systems if s in args.chinook_systems.split(",")]
         for system in group_systems:  # one system at a time per database keeps the prompt prefix cached
             for it in group:
-                label = system
                 rec: dict[str, Any] = {"id": it["id"], "db_id": it["db_id"], "hardness": it["hardness"],
-                                       "system": label, "question": it["question"]}
+                                       "system": system, "question": it["question"]}
                 order = "order by" in it["gold"].lower()
                 t0 = time.perf_counter()
                 timings = {"schema": 0.0, "generation": 0.0, "validation": 0.0, "execution": 0.0}
@@ -304,7 +303,7 @@ def _run_groups(args: argparse.Namespace, by_db: dict[str, list[dict[str, Any]]]
                            seconds=time.perf_counter() - t0,
                            correct=rows is not None and result_eq(rows, gold_rows[it["id"]], order_matters=order))
                 records.append(rec)
-                print(f"{label:8} {it['id']:10} {it['hardness']:6} {'OK ' if rec['correct'] else 'BAD'} "
+                print(f"{system:8} {it['id']:10} {it['hardness']:6} {'OK ' if rec['correct'] else 'BAD'} "
                       f"{status:7} {rec['seconds']:6.1f}s  {sql!s:.100}", flush=True)
         database.dispose()
 
