@@ -185,6 +185,17 @@ def test_demo_runs_offline_with_fakes(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "first answer token" in out
     code, out, _ = run("demo", "--model", "fake:See [1].", "--embedder", "fake")
     assert "ingest: 0 added, 0 updated, 2 unchanged" in out
+    # another copy of the sample (a second clone): its pages replace the first copy's, no duplicates
+    import shutil
+
+    moved = tmp_path / "clone2" / "k8s"
+    shutil.copytree(sample, moved)
+    monkeypatch.setattr(demo_mod, "find_sample", lambda: moved)
+    code, out, _ = run("demo", "--model", "fake:See [1].", "--embedder", "fake")
+    assert code == 0 and "removed 2 pages ingested from another copy of the sample" in out
+    assert "ingest: 2 added" in out
+    docs = json.loads(run("kb", "docs", "k8s-sample", "--json")[1])
+    assert len(docs) == 2 and all(d["path"].startswith(str(moved)) for d in docs)
 
 
 def test_ask_rejects_an_unknown_model_before_retrieval(tmp_path) -> None:

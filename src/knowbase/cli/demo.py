@@ -26,6 +26,15 @@ QUESTIONS = (
 )
 
 
+def _is_under(path: str, folder: str) -> bool:
+    """True when ``path`` lies inside ``folder`` (both resolved)."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def _progress_lines(every: int = 20) -> Any:
     """A progress callback that prints one plain line every ``every`` files (no terminal)."""
     def update(p: Any) -> None:
@@ -79,6 +88,14 @@ def demo(ctx: click.Context, model: str | None, embedder: str | None, questions:
         from knowbase.cli.kb import _ingest_with_bar
 
         folders = [str(p) for p in (sample / "en", sample / "zh-cn") if p.is_dir()]  # not NOTICE/LICENSE
+        # the demo knowledge base mirrors this sample: pages ingested from another copy of the
+        # repository (another clone, a moved folder) would stand beside these as duplicates
+        stale = [d for d in base.documents()
+                 if d.kind == "file" and not any(_is_under(d.path, f) for f in folders)]
+        for doc in stale:
+            base.remove(doc.id)
+        if stale:
+            click.echo(f"removed {len(stale)} pages ingested from another copy of the sample")
         if sys.stderr.isatty():
             report = _ingest_with_bar(base, tuple(folders), True, True)
         else:
