@@ -44,6 +44,15 @@ def test_trim_passage_keeps_relevant_sentences_in_order() -> None:
     assert out == "Pods run containers on nodes. Nodes host pods."
 
 
+def test_trim_passage_keeps_the_line_break_after_a_heading() -> None:
+    text = ("Criteria\nA Pod is Burstable if the Pod does not meet the Guaranteed criteria. Cats purr loudly "
+            "all day long in the sun. Dogs bark.\nPods with requests are Burstable.")
+    out = trim_passage(text, ["pod", "burstabl", "criteria"], {"pod": 1.0, "burstabl": 2.0, "criteria": 1.0}, 22,
+                       fake_count_tokens)
+    assert out == ("Criteria\nA Pod is Burstable if the Pod does not meet the Guaranteed criteria. "
+                   "Pods with requests are Burstable.")   # not "Criteria A Pod is ..."
+
+
 def test_ask_builds_lean_prompt_and_parses_citations(kb: KnowledgeBase) -> None:
     fake = FakeChat(["A Pod is the smallest deployable unit [1]. It is managed [5]."])
     answer = kb.ask("What is a Pod in Kubernetes?", model=ChatModel(fake), k=3)

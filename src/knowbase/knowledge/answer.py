@@ -185,7 +185,8 @@ def trim_passage(text: str, query_tokens: Sequence[str], idf: dict[str, float], 
     ``budget`` tokens. The best sentence is always kept (cut to the budget if needed)."""
     if count_tokens(text) <= budget:
         return text.strip()
-    sentences = split_sentences(text)
+    pieces = [p for p in _SENT.findall(text) if p.strip()]
+    sentences = [p.strip() for p in pieces]  # as split_sentences
     if not sentences:
         return ""
     terms = set(query_tokens)
@@ -203,8 +204,11 @@ def trim_passage(text: str, query_tokens: Sequence[str], idf: dict[str, float], 
             continue
         keep.append(i)
         used += cost
+    # a sentence that ended a line in the source (a heading, a list item) keeps its line
+    # break: joined with a space, "Criteria" + "A Pod is given..." read as one sentence
     joiner = "" if _is_cjk_text(text) else " "
-    return joiner.join(sentences[i] for i in sorted(keep))
+    kept = sorted(keep)
+    return "".join(sentences[i] + ("\n" if "\n" in pieces[i] else joiner) for i in kept).rstrip()
 
 
 MIN_ATTRIBUTION = 0.5
