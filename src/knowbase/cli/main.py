@@ -14,32 +14,35 @@ from typing import Any
 
 import click
 
-# command name -> "module:attribute"
-COMMANDS: dict[str, str] = {
-    "chat": "knowbase.cli.chat:chat",
-    "models": "knowbase.cli.models:models",
-    "logs": "knowbase.cli.logs:logs",
-    "kb": "knowbase.cli.kb:kb",
-    "ask": "knowbase.cli.ask:ask",
-    "demo": "knowbase.cli.demo:demo",
-    "sql": "knowbase.cli.sql:sql",
-    "agent": "knowbase.cli.agent:agent",
-    "memory": "knowbase.cli.memory:memory",
-}
+COMMAND_GROUP = "knowbase.commands"
+"""Entry-point group of CLI commands: ``name = "module:attribute"`` naming a click command.
+The built-in commands are registered there too (pyproject.toml), so a third-party package
+adds a command the same way, without touching knowbase."""
+
+
+def _command_targets() -> dict[str, str]:
+    """Command name -> ``"module:attribute"`` from the installed entry points; the first
+    distribution found wins a name (importlib.metadata de-duplicates distributions)."""
+    from importlib.metadata import entry_points
+
+    targets: dict[str, str] = {}
+    for ep in entry_points(group=COMMAND_GROUP):
+        targets.setdefault(ep.name, ep.value)
+    return targets
 
 
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported only when used (or listed)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(_command_targets())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self._find(cmd_name)
 
     @staticmethod
     def _find(name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
+        target = _command_targets().get(name)
         if target is None:
             return None
         module, _, attr = target.partition(":")
