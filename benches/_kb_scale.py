@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,8 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (SHARED_DATA, bench_home, cache_dir, cached_embedder, load_questions, percentile,  # noqa: E402
-                     print_table)
+from _common import SHARED_DATA, bench_home, cache_dir, cached_embedder, load_questions, percentile, print_table
 
 CONCEPTS = SHARED_DATA / "k8s-docs" / "content" / "en" / "docs" / "concepts"
 DEFAULT_EMBEDDER = "sentence-transformers:all-minilm-l6-v2"

@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         agent, constraint = CONFIGS[config]
 
-        def rate(kind: str | None) -> str:
+        def rate(kind: str | None, mine: list[dict] = mine) -> str:
             sel = [r for r in mine if kind is None or r["kind"] == kind]
             return f"{sum(r['ok'] for r in sel)}/{len(sel)}" if sel else "-"
 

@@ -40,8 +40,14 @@ from pathlib import Path
 import numpy as np
 
 from knowbase.config import Settings
-from knowbase.knowledge.answer import (AbstainPolicy, idf_table, support_signals, unknown_share, unknown_terms,
-                                       with_known_parts)
+from knowbase.knowledge.answer import (
+    AbstainPolicy,
+    idf_table,
+    support_signals,
+    unknown_share,
+    unknown_terms,
+    with_known_parts,
+)
 from knowbase.knowledge.base import KnowledgeBase
 from knowbase.knowledge.bm25 import tokenize
 
@@ -169,7 +175,6 @@ def calibrate_k8s(kb_path: Path, *, k: int = 4, mode: str = "hybrid") -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import load_questions
-
     from knowbase.models.registry import get_embedder
 
     with tempfile.TemporaryDirectory() as home:

@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED_DATA, bench_home, peak_rss_mb, print_table  # noqa: E402
+from _common import SHARED_DATA, bench_home, peak_rss_mb, print_table
 
 CONCEPTS = SHARED_DATA / "k8s-docs" / "content" / "en" / "docs" / "concepts"
 SPECS = ("sentence-transformers:all-minilm-l6-v2", "onnx:all-minilm-l6-v2@fp32", "onnx:all-minilm-l6-v2")

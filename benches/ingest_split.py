@@ -27,17 +27,17 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED_DATA, print_table  # noqa: E402
-
-from knowbase.knowledge.files import iter_sources  # noqa: E402
-from knowbase.knowledge.loaders import load_document  # noqa: E402
-from knowbase.knowledge.splitter import split_document  # noqa: E402
-from knowbase.models.fake import fake_count_tokens  # noqa: E402
+from _common import SHARED_DATA, print_table
+from knowbase.knowledge.files import iter_sources
+from knowbase.knowledge.loaders import load_document
+from knowbase.knowledge.splitter import split_document
+from knowbase.models.fake import fake_count_tokens
 
 CHUNK, OVERLAP = 200, 30
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
     except ImportError:
-        RecursiveCharacterTextSplitter = None  # noqa: N806
+        RecursiveCharacterTextSplitter = None
     if RecursiveCharacterTextSplitter is not None:
         def langchain(texts: list[str]) -> Callable[[TimedCounter], tuple[list[str], int | None, bool]]:
             def run(counter: TimedCounter) -> tuple[list[str], int | None, bool]:

@@ -54,7 +54,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SAMPLE, bench_home, cached_embedder, load_questions, percentile, print_table  # noqa: E402
+from _common import SAMPLE, bench_home, cached_embedder, load_questions, percentile, print_table
 
 GROUPS = ("en", "zh", "none")
 

@@ -63,11 +63,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (SHARED_DATA, BeirSet, CachingBackend, EmbeddingCache, Stopwatch, bench_home,  # noqa: E402
-                     cached_embedder, jieba_tokens, load_beir, minilm_folder, peak_rss_mb, print_table)
-
-from knowbase.errors import KnowbaseError  # noqa: E402
-from knowbase.evals.metrics import evaluate_run  # noqa: E402
+from _common import (
+    SHARED_DATA,
+    BeirSet,
+    CachingBackend,
+    EmbeddingCache,
+    Stopwatch,
+    bench_home,
+    cached_embedder,
+    jieba_tokens,
+    load_beir,
+    minilm_folder,
+    peak_rss_mb,
+    print_table,
+)
+from knowbase.errors import KnowbaseError
+from knowbase.evals.metrics import evaluate_run
 
 DATASETS = {
     "scifact": {"folder": SHARED_DATA / "beir-scifact", "split": "train", "lang": "en", "label": "SciFact"},
@@ -330,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         columns.append((name, "ms/query"))
     rows = [[s] + [_cell(results[s].get(d, {}).get(m), m) for d, m in columns] for s in systems]
     queries = {n: int(next((r[n]["queries"] for r in results.values() if n in r), 0)) for n in names}
-    notes = [f"queries judged: " + ", ".join(f"{DATASETS[n]['label']} {queries[n]}" for n in names)
+    notes = ["queries judged: " + ", ".join(f"{DATASETS[n]['label']} {queries[n]}" for n in names)
              + (f" (--limit {args.limit})" if args.limit else " (all)"),
              "published anchor: BM25 nDCG@10 = 0.665 on SciFact *test* (BEIR paper); this is the train split",
              "ms/q: search wall time per query (knowbase: KnowledgeBase.search incl. query embedding; "

@@ -81,10 +81,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (SHARED_DATA, Stopwatch, bench_home, load_questions, minilm_folder, peak_rss_mb,  # noqa: E402
-                     percentile, print_table)
-
-from knowbase.errors import UserError  # noqa: E402
+from _common import (
+    SHARED_DATA,
+    Stopwatch,
+    bench_home,
+    load_questions,
+    minilm_folder,
+    peak_rss_mb,
+    percentile,
+    print_table,
+)
+from knowbase.errors import UserError
 
 CONCEPTS = SHARED_DATA / "k8s-docs" / "content" / "en" / "docs" / "concepts"
 QUICK_FOLDER = CONCEPTS / "overview"
@@ -354,7 +361,6 @@ def kb_corpus(path: Path) -> tuple[list[str], np.ndarray]:
         (texts, float32 ``(N, dim)`` unit vectors).
     """
     import _kb_scale
-
     from knowbase.knowledge.store import KBStore
 
     store = KBStore(path, readonly=True)

@@ -32,8 +32,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (SHARED_DATA, Stopwatch, bench_home, cached_embedder, load_questions, peak_rss_mb,  # noqa: E402
-                     percentile, print_table)
+from _common import (
+    SHARED_DATA,
+    Stopwatch,
+    bench_home,
+    cached_embedder,
+    load_questions,
+    peak_rss_mb,
+    percentile,
+    print_table,
+)
 
 K8S = SHARED_DATA / "k8s-docs" / "content"
 FIRST = K8S / "en" / "docs" / "concepts"

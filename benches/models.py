@@ -65,12 +65,11 @@ def _prompt(i: int, words: int) -> list[dict[str, str]]:
 
 # --- workers (run in a subprocess each) ----------------------------------------------------------------
 def worker_chat(impl: str, model: str, reps: int, max_tokens: int, words: int, n_ctx: int, threads: int) -> dict[str, Any]:
-    import llama_cpp  # noqa: F401  - import time is not load time, for both rows
+    import llama_cpp
 
     from knowbase.config import Settings
     from knowbase.models.base import Message
     from knowbase.models.catalog import model_path
-
     from knowbase.models.registry import get_chat_model
 
     settings = Settings.load()

@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from stub_http import serve
 
 from knowbase.agents import FunctionCallingAgent, ReActAgent, RouterAgent
 from knowbase.agents.builtin import calculator, make_http_get, make_kb_search
@@ -20,6 +19,7 @@ from knowbase.errors import BudgetExceeded, KnowbaseError, ModelTimeoutError
 from knowbase.models.base import ChatModel, ChatResult, Message, ToolCall, Usage
 from knowbase.models.fake import FakeChat
 from knowbase.tracing.store import TraceStore
+from stub_http import serve
 
 
 def scripted(*replies, **kwargs) -> tuple[ChatModel, FakeChat]:
@@ -230,7 +230,7 @@ def test_react_spans_form_a_tree(tmp_path) -> None:
 class _Metadata(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         type(self).hits.append(self.path)
         body = b"secret-token"
         self.send_response(200)

@@ -8,7 +8,6 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from stub_http import serve
 from pydantic import BaseModel
 
 from knowbase.chains import (
@@ -33,6 +32,7 @@ from knowbase.output import ListParser, PydanticParser
 from knowbase.prompts import ChatPromptTemplate
 from knowbase.safety.urls import UrlGuard
 from knowbase.tracing.store import TraceStore
+from stub_http import serve
 
 
 def model(replies, **kw) -> ChatModel:
@@ -294,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/product":
             body = PAGE.encode()
             self.send_response(200)

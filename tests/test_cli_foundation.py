@@ -140,9 +140,9 @@ def test_models_text_and_configured_default(knowbase_home: Path, monkeypatch: py
     monkeypatch.setenv("KNOWBASE_MODEL", "llamacpp:smollm2")
     result = run("models")
     assert result.exit_code == 0
-    line = next(l for l in result.output.splitlines() if l.startswith("llamacpp:smollm2-135m"))
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("llamacpp:smollm2-135m"))
     assert "default" in line
-    qwen = next(l for l in result.output.splitlines() if l.startswith("llamacpp:qwen2.5-coder-1.5b"))
+    qwen = next(ln for ln in result.output.splitlines() if ln.startswith("llamacpp:qwen2.5-coder-1.5b"))
     assert "default" not in qwen and "Apache-2.0" in qwen
     assert "default chat model: llamacpp:smollm2" in result.output
 

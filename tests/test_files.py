@@ -117,7 +117,7 @@ def test_unreadable_folder_is_yielded_as_error(tmp_path: Path, monkeypatch: pyte
     root = _tree(tmp_path / "docs")
     real_scandir = os.scandir
 
-    def scandir(path):  # noqa: ANN001, ANN202
+    def scandir(path):
         if Path(path) == root / "sub":
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)

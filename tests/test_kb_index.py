@@ -10,7 +10,7 @@ import pytest
 from knowbase.knowledge import index as ix
 from knowbase.knowledge.base import KnowledgeBase
 from knowbase.knowledge.bm25 import fts_query, query_tokens, tokenize
-from knowbase.knowledge.store import KBStore, DocumentRow
+from knowbase.knowledge.store import DocumentRow, KBStore
 from knowbase.knowledge.types import Chunk
 from knowbase.models.base import Embedder
 from knowbase.models.fake import FakeEmbedder

@@ -18,9 +18,9 @@ from knowbase.knowledge.loaders import (
     available_loaders,
     load_document,
     loader_for,
+    registry,
     supported_extensions,
 )
-from knowbase.knowledge.loaders import registry
 from knowbase.knowledge.loaders._text import decode_bytes, normalize_text
 from knowbase.knowledge.loaders.markdown import markdown_to_document, strip_comments_and_shortcodes
 from knowbase.knowledge.types import Document

@@ -48,7 +48,7 @@ def _completion(text: str = "Paris", **extra: Any) -> dict[str, Any]:
 
 class Stub(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "StubServer"
+    server: StubServer
 
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
@@ -78,7 +78,7 @@ class Stub(BaseHTTPRequestHandler):
         else:
             self.close_connection = True  # drop the connection in the middle of the chunked body
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         scenario = self.path.strip("/").split("/")[0]
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         srv = self.server

@@ -67,5 +67,5 @@ def test_bad_names_and_folders(tmp_path: Path, knowbase_home: Path) -> None:
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     with pytest.raises(ModelFileError) as bad:
-        STEmbedder(broken).dim
+        _ = STEmbedder(broken).dim
     assert bad.value.path == str(broken / "config.json")

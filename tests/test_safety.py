@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from stub_http import serve
 
 from knowbase.errors import FetchError, SafetyError
 from knowbase.safety.math import safe_eval
 from knowbase.safety.urls import UrlGuard, fetch
+from stub_http import serve
 
 
 # --- safe_eval --------------------------------------------------------------------------
@@ -200,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # keep test output quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         path = self.path
         if path == "/hello":
             self._send(200, f"hello from {self.headers['Host']}".encode(), "text/plain; charset=utf-8")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -42,7 +42,7 @@ def _sample_docs(shared_data: Path) -> list[Document]:
     return docs
 
 
-def _check_chunks(doc: Document, chunks, count: Callable[[str], int], max_tokens: int) -> None:  # noqa: ANN001
+def _check_chunks(doc: Document, chunks, count: Callable[[str], int], max_tokens: int) -> None:
     text = doc.text
     covered = bytearray(len(text))
     section_paths = {s.path for s in doc.sections} | {()}
@@ -240,7 +240,7 @@ def test_max_tokens_with_minilm_tokenizer(shared_data: Path) -> None:
         embedder = get_embedder("sentence-transformers:all-minilm-l6-v2", tracing=False)
         count = embedder.count_tokens
         count("probe")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"MiniLM not available: {exc}")
     limit = embedder.max_seq_length - 2
     for rel in ("en/docs/concepts/workloads/pods/pod-lifecycle.md",

@@ -11,7 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benches"))
 
-import text2sql
+import text2sql  # noqa: E402  - benches/ is put on sys.path just above
 
 
 def test_result_eq_follows_the_test_suite_rules() -> None:

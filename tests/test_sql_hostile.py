@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from sql_hostile import ENGINE, HOSTILE, INJECTION, LEGIT, build_shop_db
 
 from knowbase.models.base import ChatModel
 from knowbase.models.fake import FakeChat
@@ -23,6 +22,7 @@ from knowbase.sql.database import open_database
 from knowbase.sql.errors import SQLRefusedError
 from knowbase.sql.execute import execute
 from knowbase.sql.pipeline import Text2SQL
+from sql_hostile import ENGINE, HOSTILE, INJECTION, LEGIT, build_shop_db
 
 TMP = Path(tempfile.gettempdir())
 

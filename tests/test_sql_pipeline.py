@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sql_hostile import build_shop_db
 
 from knowbase.models.base import ChatModel
 from knowbase.models.fake import FakeChat
@@ -29,6 +28,7 @@ from knowbase.sql.schema import (
     words,
 )
 from knowbase.sql.validate import validate_sql, with_column_hint
+from sql_hostile import build_shop_db
 
 
 @pytest.fixture()
@@ -63,7 +63,7 @@ def test_not_a_database_file(tmp_path: Path) -> None:
     bad = tmp_path / "notes.sqlite"
     bad.write_text("hello, not sqlite")
     with pytest.raises(DatabaseConnectError) as info:
-        Text2SQL(bad, model=fake()).schema
+        _ = Text2SQL(bad, model=fake()).schema
     assert info.value.path == str(bad.resolve())
 
 

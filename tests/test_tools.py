@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from typing import Literal
 
 import pytest
-from stub_http import serve
 
 from knowbase.agents.builtin import calculator, current_time, format_passages, make_http_get, make_kb_search, make_tools
-from knowbase.agents.tools import Tool, ToolDefinitionError, Toolbox, tool
+from knowbase.agents.tools import Tool, Toolbox, ToolDefinitionError, tool
 from knowbase.errors import SafetyError, UserError
 from knowbase.tracing.context import span
 from knowbase.tracing.store import TraceStore
+from stub_http import serve
 
 
 def lookup_order(order_id: int, *, include_items: bool = False, status: Literal["open", "all"] = "all") -> dict:
@@ -247,7 +247,7 @@ def test_excerpt_shows_the_window_that_matches_the_query() -> None:
 class _Handler(http.server.BaseHTTPRequestHandler):
     hits: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         type(self).hits.append(self.path)
         body = b"<html><body><h1>Status</h1><p>All systems normal.</p><script>x()</script></body></html>"
         self.send_response(200)

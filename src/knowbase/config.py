@@ -66,7 +66,7 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> "Settings":
+    def load(cls, home: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
         """Read settings from the environment and ``config.toml``.
 
         Args:
@@ -109,7 +109,7 @@ class Settings:
             raise ConfigError(f"invalid setting in {home_path / 'config.toml'}: {exc}", path=str(home_path)) from exc
         return settings
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed."""
         return replace(self, **changes)
 
@@ -162,7 +162,7 @@ class ModelSpec:
     raw: str
 
     @classmethod
-    def parse(cls, spec: str) -> "ModelSpec":
+    def parse(cls, spec: str) -> ModelSpec:
         """Split a model string; raises ConfigError when it is empty."""
         raw = (spec or "").strip()
         if not raw:

@@ -25,7 +25,6 @@ from knowbase.errors import KnowbaseError
 from knowbase.models.base import ChatModel, ChatOptions, ChatResult, Message, ToolCall, Usage
 from knowbase.tracing.context import span
 
-
 _ANSWER_JSON = re.compile(r'^\s*\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)', re.DOTALL)
 
 

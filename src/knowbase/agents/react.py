@@ -27,7 +27,7 @@ from typing import Any, Literal
 from knowbase.agents._base import Run, ToolsLike, agent_run, as_toolbox, make_budget
 from knowbase.agents._prompts import render
 from knowbase.agents.grammar import react_json_schema, react_text_grammar
-from knowbase.agents.parsing import FINAL, ReActStep, StepParseError, parse_react_json, parse_react_text
+from knowbase.agents.parsing import ReActStep, StepParseError, parse_react_json, parse_react_text
 from knowbase.agents.steps import AgentResult, AgentStep, Budget, StepCallback
 from knowbase.errors import KnowbaseError
 from knowbase.models.base import ChatModel, ChatOptions, Message

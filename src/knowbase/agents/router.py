@@ -28,7 +28,7 @@ from knowbase.agents.parsing import StepParseError, choice_letters, parse_choice
 from knowbase.agents.steps import AgentResult, AgentStep, Budget, StepCallback
 from knowbase.agents.tools import Tool
 from knowbase.errors import KnowbaseError
-from knowbase.models.base import ChatOptions, ChatModel, ChatResult, Message
+from knowbase.models.base import ChatModel, ChatOptions, ChatResult, Message
 from knowbase.tracing.context import span
 
 NONE_OPTION = "none of these"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -101,7 +100,7 @@ class AgentStore(SQLiteFile):
     MIGRATIONS = MIGRATIONS
 
     @classmethod
-    def default(cls, settings: Any = None) -> "AgentStore":
+    def default(cls, settings: Any = None) -> AgentStore:
         """The store in the user directory: ``settings.home / "agents.db"``."""
         from knowbase.config import Settings
 

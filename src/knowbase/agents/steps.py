@@ -117,7 +117,7 @@ class AgentResult:
         """The steps that called a tool."""
         return [s for s in self.steps if s.kind == "tool"]
 
-    def raise_for_status(self) -> "AgentResult":
+    def raise_for_status(self) -> AgentResult:
         """Return self when ok; raise :class:`BudgetExceeded` (``partial=self``) for a budget,
         :class:`KnowbaseError` (``result=self``) otherwise."""
         if self.ok:

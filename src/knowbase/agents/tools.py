@@ -164,7 +164,7 @@ class Tool:
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None,
-                      timeout: float | None = DEFAULT_TIMEOUT, max_chars: int = MAX_OBSERVATION_CHARS) -> "Tool":
+                      timeout: float | None = DEFAULT_TIMEOUT, max_chars: int = MAX_OBSERVATION_CHARS) -> Tool:
         """Make a tool from a typed function.
 
         Args:

@@ -52,7 +52,7 @@ class Chain:
     name: str = "Chain"
     input_keys: tuple[str, ...] = ()
     output_keys: tuple[str, ...] = ()
-    tracer: "TraceStore | None" = None
+    tracer: TraceStore | None = None
 
     # --- what subclasses implement --------------------------------------------------------
     def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +184,7 @@ class Chain:
             else:
                 return
 
-    def __or__(self, other: "Chain") -> "SequentialChain":
+    def __or__(self, other: Chain) -> SequentialChain:
         """``a | b``: a pipeline of the two (nested pipelines are flattened)."""
         from knowbase.chains.sequential import SequentialChain
 

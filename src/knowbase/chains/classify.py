@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_HYPOTHESIS = "This text is {label}."
 
 
-def classify(text: str, labels: Sequence[str], *, embedder: "Embedder",
+def classify(text: str, labels: Sequence[str], *, embedder: Embedder,
              hypothesis: str = DEFAULT_HYPOTHESIS) -> list[tuple[str, float]]:
     """Each label's cosine similarity to ``text``, best first.
 
@@ -65,7 +65,7 @@ class LLMClassifier:
     ``classify(text)`` returns the label, or None when the reply names no option.
     """
 
-    def __init__(self, model: "ChatModel", labels: Sequence[str], *, max_tokens: int = 8) -> None:
+    def __init__(self, model: ChatModel, labels: Sequence[str], *, max_tokens: int = 8) -> None:
         if len(labels) < 2:
             raise UserError("LLMClassifier needs at least two labels", labels=list(labels))
         self.model = model

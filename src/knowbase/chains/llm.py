@@ -41,9 +41,9 @@ class LLMChain(Chain):
         chain.invoke({"kind": "red"})      # {'fruit': 'Strawberry.'}
     """
 
-    def __init__(self, prompt: Any, model: "ChatModel", *, output_parser: "OutputParser | None" = None,
+    def __init__(self, prompt: Any, model: ChatModel, *, output_parser: OutputParser | None = None,
                  output_key: str = "text", options: ChatOptions | None = None, name: str = "LLMChain",
-                 tracer: "TraceStore | None" = _UNSET, **overrides: Any) -> None:
+                 tracer: TraceStore | None = _UNSET, **overrides: Any) -> None:
         self.prompt = as_prompt(prompt)
         self.model = model
         self.output_parser = output_parser

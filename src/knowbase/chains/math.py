@@ -57,7 +57,7 @@ class MathChain(Chain):
         max_power, max_length: passed to :func:`safe_eval`.
     """
 
-    def __init__(self, model: "ChatModel", *, input_key: str = "question", output_key: str = "answer",
+    def __init__(self, model: ChatModel, *, input_key: str = "question", output_key: str = "answer",
                  prompt: PromptTemplate | str | None = None, max_power: int = 10_000, max_length: int = 500,
                  max_tokens: int = 64, name: str = "MathChain") -> None:
         self.model = model

@@ -56,7 +56,7 @@ class RequestsChain(Chain):
         OutputParseError: the model's reply did not validate after ``max_attempts``.
     """
 
-    def __init__(self, model: "ChatModel", output_type: Any, *, guard: UrlGuard, url_key: str = "url",
+    def __init__(self, model: ChatModel, output_type: Any, *, guard: UrlGuard, url_key: str = "url",
                  query_key: str = "query", output_key: str = "result", timeout: float = 10.0,
                  max_bytes: int = 2_000_000, max_chars: int = 4_000, max_attempts: int = 2,
                  constrained: bool = True, max_tokens: int = 256, prompt: PromptTemplate | str | None = None,

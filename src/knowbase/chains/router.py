@@ -50,7 +50,7 @@ class RouterChain(Chain):
     name, or ``fallback``) and ``choice`` (the model's raw reply).
     """
 
-    def __init__(self, model: "ChatModel", routes: Sequence[Route], *, fallback: Chain, input_key: str = "input",
+    def __init__(self, model: ChatModel, routes: Sequence[Route], *, fallback: Chain, input_key: str = "input",
                  prompt: PromptTemplate | str | None = None, name: str = "RouterChain", max_tokens: int = 8) -> None:
         if not routes:
             raise ChainError("a RouterChain needs at least one route", step=name)

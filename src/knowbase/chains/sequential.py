@@ -37,7 +37,7 @@ class SequentialChain(Chain):
     """
 
     def __init__(self, steps: Sequence[Chain], *, input_keys: Sequence[str] | None = None,
-                 name: str = "SequentialChain", tracer: "TraceStore | None" = None) -> None:
+                 name: str = "SequentialChain", tracer: TraceStore | None = None) -> None:
         if not steps:
             raise ChainError("a SequentialChain needs at least one step", step=name)
         for i, step in enumerate(steps):

@@ -15,7 +15,6 @@ import click
 
 from knowbase.cli.main import settings_from
 
-
 _NOT_FOUND = "NOT FOUND"
 
 

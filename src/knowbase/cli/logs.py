@@ -42,7 +42,8 @@ def parse_since(value: str, *, now: float | None = None) -> float:
     try:
         when = dt.datetime.fromisoformat(value.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use a duration like 30m, 1h, 2d, 1w or an ISO date", param_hint="--since")
+        raise click.BadParameter(f"{value!r}: use a duration like 30m, 1h, 2d, 1w or an ISO date",
+                                 param_hint="--since") from None
     if when.tzinfo is None:
         when = when.astimezone()  # local time
     return when.timestamp()

@@ -10,7 +10,7 @@ import click
 from knowbase.cli.main import settings_from
 
 
-def _store(ctx: click.Context):  # noqa: ANN202 - the import stays lazy
+def _store(ctx: click.Context):
     from knowbase.memory.store import MemoryStore
 
     return MemoryStore(settings_from(ctx).home / "memory.db")

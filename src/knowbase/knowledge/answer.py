@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,7 +46,7 @@ _CITE = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _NOT_FOUND = re.compile(r"\bNOT[ _]FOUND\b", re.IGNORECASE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(name: str) -> str:
     """A prompt text file shipped in ``knowbase/prompts/templates`` (e.g. ``kb_system``)."""
     return resources.files("knowbase.prompts").joinpath("templates", f"{name}.txt").read_text("utf-8").strip()
@@ -330,7 +330,7 @@ class AbstainPolicy:
     #: the fields a knowledge base may override (checked by :func:`_policy_value`)
     FIELDS = ("min_coverage", "min_cosine", "max_unknown", "unknown_min_chunks")
 
-    def with_checked(self, **changes: Any) -> "AbstainPolicy":
+    def with_checked(self, **changes: Any) -> AbstainPolicy:
         """A copy with ``changes`` applied, each checked (None stays None: the rule off).
 
         Raises:
@@ -345,7 +345,7 @@ class AbstainPolicy:
         return replace(self, **{k: None if v is None else _policy_value(k, v) for k, v in changes.items()})
 
     @classmethod
-    def from_meta(cls, meta: dict[str, str]) -> "AbstainPolicy":
+    def from_meta(cls, meta: dict[str, str]) -> AbstainPolicy:
         """The defaults with the ``abstain.<field>`` keys of a knowledge base's ``meta`` applied
         (``max_unknown`` ``"off"`` is None). Unreadable values are ignored (the default stays)."""
         changes: dict[str, Any] = {}
@@ -398,9 +398,9 @@ class Preload:
         get_model: ``() -> ChatModel``.
     """
 
-    def __init__(self, get_model: Callable[[], "ChatModel"]) -> None:
+    def __init__(self, get_model: Callable[[], ChatModel]) -> None:
         self._get = get_model
-        self._model: "ChatModel | None" = None
+        self._model: ChatModel | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="knowbase-model-preload", daemon=True)
         self._thread.start()
@@ -413,7 +413,7 @@ class Preload:
         except BaseException as exc:  # handed to the caller by result()
             self._error = exc
 
-    def result(self) -> "ChatModel":
+    def result(self) -> ChatModel:
         """The loaded model (waits for the thread).
 
         Raises:
@@ -461,7 +461,7 @@ class Answerer:
 
     search: Callable[[str, int], list[ScoredChunk]]
     doc_freqs: Callable[[Sequence[str]], tuple[int, dict[str, int]]]
-    chat_model: Callable[[], "ChatModel"]
+    chat_model: Callable[[], ChatModel]
     embedder_languages: Callable[[], tuple[str, ...] | None] = lambda: None
     passage_budget: int = 340
     max_tokens: int = 160

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from knowbase.config import Settings
 from knowbase.errors import EmbedderMismatchError, KnowledgeBaseExistsError, KnowledgeBaseNotFoundError, UserError
 from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent
-from knowbase.knowledge.ingest import IngestReport, Ingestor, ProgressFn, add_texts
+from knowbase.knowledge.ingest import Ingestor, IngestReport, ProgressFn, add_texts
 from knowbase.knowledge.retriever import Retriever, SearchFilter, Weights
 from knowbase.knowledge.store import CheckReport, DocumentRow, KBStore
 from knowbase.knowledge.types import Answer, ScoredChunk
@@ -63,7 +63,7 @@ def _path_for(name_or_path: str | os.PathLike[str], settings: Settings) -> tuple
     return text, settings.kb_dir / f"{text}.db"
 
 
-def _embedder_spec(embedder: "Embedder") -> str:
+def _embedder_spec(embedder: Embedder) -> str:
     return embedder.spec
 
 
@@ -78,14 +78,14 @@ class KnowledgeBase:
         settings: the settings it was opened with.
     """
 
-    def __init__(self, store: KBStore, *, name: str, settings: Settings, embedder: "Embedder | None" = None,
-                 reranker: "Reranker | None" = None) -> None:
+    def __init__(self, store: KBStore, *, name: str, settings: Settings, embedder: Embedder | None = None,
+                 reranker: Reranker | None = None) -> None:
         self.store = store
         self.name = name
         self.path = store.path
         self.settings = settings
         self._embedder = embedder
-        self._models: dict[str, "ChatModel"] = {}
+        self._models: dict[str, ChatModel] = {}
         self._lock = threading.Lock()
         meta = store.meta()
         self.embedder_spec: str = meta.get("embedder", "")
@@ -115,8 +115,8 @@ class KnowledgeBase:
 
     # --- lifecycle -------------------------------------------------------------------
     @classmethod
-    def create(cls, name: str, *, embedder: "str | Embedder | None" = None, settings: Settings | None = None,
-               exist_ok: bool = False) -> "KnowledgeBase":
+    def create(cls, name: str, *, embedder: str | Embedder | None = None, settings: Settings | None = None,
+               exist_ok: bool = False) -> KnowledgeBase:
         """Create a knowledge base (a new SQLite file) bound to an embedder.
 
         Args:
@@ -148,7 +148,7 @@ class KnowledgeBase:
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike[str], *, settings: Settings | None = None,
-             embedder: "str | Embedder | None" = None) -> "KnowledgeBase":
+             embedder: str | Embedder | None = None) -> KnowledgeBase:
         """Open an existing knowledge base by name (in ``settings.kb_dir``) or path.
 
         Args:
@@ -175,7 +175,7 @@ class KnowledgeBase:
             raise
 
     @staticmethod
-    def _resolve_embedder(embedder: "str | Embedder | None", settings: Settings) -> tuple["Embedder", str]:
+    def _resolve_embedder(embedder: str | Embedder | None, settings: Settings) -> tuple[Embedder, str]:
         if embedder is None or isinstance(embedder, str):
             from knowbase.models.registry import get_embedder
 
@@ -224,7 +224,7 @@ class KnowledgeBase:
         """Close the file (the object cannot be used afterwards)."""
         self.store.close()
 
-    def __enter__(self) -> "KnowledgeBase":
+    def __enter__(self) -> KnowledgeBase:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -234,7 +234,7 @@ class KnowledgeBase:
         return f"KnowledgeBase({self.name!r}, path={str(self.path)!r}, embedder={self.embedder_spec!r})"
 
     # --- models ----------------------------------------------------------------------
-    def _check_embedder(self, embedder: "Embedder") -> None:
+    def _check_embedder(self, embedder: Embedder) -> None:
         spec = _embedder_spec(embedder)
         if self.embedder_spec and spec != self.embedder_spec:
             raise EmbedderMismatchError(
@@ -246,7 +246,7 @@ class KnowledgeBase:
             raise EmbedderMismatchError(f"knowledge base {self.name!r} holds {dim}-dim vectors; {spec} makes {embedder.dim}",
                                         expected=self.embedder_spec, actual=spec, path=str(self.path))
 
-    def embedder(self) -> "Embedder":
+    def embedder(self) -> Embedder:
         """The knowledge base's embedder (loaded from the recorded model string on first use)."""
         with self._lock:
             if self._embedder is None:
@@ -257,7 +257,7 @@ class KnowledgeBase:
                 self._embedder = emb
             return self._embedder
 
-    def chat_model(self, model: "str | ChatModel | None" = None) -> "ChatModel":
+    def chat_model(self, model: str | ChatModel | None = None) -> ChatModel:
         """A chat model by string (cached per knowledge base) or as given; default the configured one."""
         if model is not None and not isinstance(model, str):
             return model
@@ -319,11 +319,11 @@ class KnowledgeBase:
 
     # --- reading ---------------------------------------------------------------------
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filter: SearchFilter | dict | str | None = None,
-               weights: Weights | None = None, reranker: "Reranker | None" = None) -> list[ScoredChunk]:
+               weights: Weights | None = None, reranker: Reranker | None = None) -> list[ScoredChunk]:
         """The ``k`` best chunks for ``query`` (see :meth:`Retriever.search`)."""
         return self.retriever.search(query, k=k, mode=mode, filter=filter, weights=weights, reranker=reranker)
 
-    def _answerer(self, model: "str | ChatModel | None", filter: Any, mode: str) -> Answerer:
+    def _answerer(self, model: str | ChatModel | None, filter: Any, mode: str) -> Answerer:
         return Answerer(
             search=lambda q, k: self.search(q, k=k, mode=mode, filter=filter),
             doc_freqs=self.store.doc_freqs,
@@ -332,7 +332,7 @@ class KnowledgeBase:
             policy=self.policy,
         )
 
-    def ask(self, question: str, *, model: "str | ChatModel | None" = None, k: int = 4, extractive: bool = False,
+    def ask(self, question: str, *, model: str | ChatModel | None = None, k: int = 4, extractive: bool = False,
             filter: SearchFilter | dict | str | None = None, mode: str = "hybrid") -> Answer:
         """Answer a question from the knowledge base with citations (see :mod:`knowbase.knowledge.answer`).
 
@@ -348,7 +348,7 @@ class KnowledgeBase:
         assert final is not None
         return final
 
-    def ask_stream(self, question: str, *, model: "str | ChatModel | None" = None, k: int = 4,
+    def ask_stream(self, question: str, *, model: str | ChatModel | None = None, k: int = 4,
                    extractive: bool = False, filter: SearchFilter | dict | str | None = None,
                    mode: str = "hybrid") -> Iterator[AskEvent]:
         """:meth:`ask` as events: ``sources`` as soon as retrieval is done, ``delta`` text pieces, ``answer``."""

@@ -20,8 +20,8 @@ import fnmatch
 import glob
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from knowbase.errors import InputFileError
 

@@ -121,7 +121,7 @@ class _Pending:
     stored vector of the same text (from the document's previous version)."""
 
     row: DocumentRow
-    chunks: list["Chunk"]
+    chunks: list[Chunk]
     status: str
     known: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -135,13 +135,13 @@ class Ingestor:
         chunk_size, chunk_overlap: splitter sizes in embedder tokens.
     """
 
-    def __init__(self, store: "KBStore", embedder: "Embedder", *, chunk_size: int = 200, chunk_overlap: int = 30) -> None:
+    def __init__(self, store: KBStore, embedder: Embedder, *, chunk_size: int = 200, chunk_overlap: int = 30) -> None:
         self.store = store
         self.embedder = embedder
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
 
-    def split(self, doc: "Document") -> list["Chunk"]:
+    def split(self, doc: Document) -> list[Chunk]:
         """Chunks of a document, sized in the embedder's tokens."""
         from knowbase.knowledge.splitter import split_document
 
@@ -258,7 +258,7 @@ class Ingestor:
         known = self._stored_vectors(old.id, chunks) if old is not None else {}
         return _Pending(row, chunks, "updated" if old is not None else "added", known)
 
-    def _stored_vectors(self, doc_id: int, chunks: Sequence["Chunk"]) -> dict[int, np.ndarray]:
+    def _stored_vectors(self, doc_id: int, chunks: Sequence[Chunk]) -> dict[int, np.ndarray]:
         """``{index in chunks: stored vector}`` for new chunks whose exact text a stored chunk
         of document ``doc_id`` has (its vector came from the same embedder: the store
         records one embedder and the caller checked it)."""
@@ -282,8 +282,8 @@ def _reason(exc: BaseException) -> str:
     return str(reason or exc)
 
 
-def add_texts(store: "KBStore", embedder: "Embedder", texts: Iterable[str], *, metadatas: Sequence[dict] | None = None,
-              source: str = "memory", split: Callable[["Document"], list["Chunk"]] | None = None) -> list[int]:
+def add_texts(store: KBStore, embedder: Embedder, texts: Iterable[str], *, metadatas: Sequence[dict] | None = None,
+              source: str = "memory", split: Callable[[Document], list[Chunk]] | None = None) -> list[int]:
     """Store texts as small documents (agents use a knowledge base as vector memory).
 
     Each text becomes a document at path ``{source}:{sha256[:16]}`` (the same text added

@@ -98,7 +98,7 @@ class SearchFilter:
     language: str | None = None
 
     @classmethod
-    def parse(cls, spec: "SearchFilter | dict[str, str] | str | None") -> "SearchFilter | None":
+    def parse(cls, spec: SearchFilter | dict[str, str] | str | None) -> SearchFilter | None:
         """From a dict (``{"path": "*/pods/*"}``), a ``key=value[,key=value]`` string, or None.
 
         Raises:
@@ -132,16 +132,16 @@ class Retriever:
         reranker: optional :class:`~knowbase.knowledge.rerank.Reranker` run on the fused list.
     """
 
-    def __init__(self, store: "KBStore", embedder: Callable[[], "Embedder"], *, depth: int = 50,
-                 reranker: "Reranker | None" = None) -> None:
+    def __init__(self, store: KBStore, embedder: Callable[[], Embedder], *, depth: int = 50,
+                 reranker: Reranker | None = None) -> None:
         self.store = store
         self._embedder = embedder
         self.depth = depth
         self.reranker = reranker
         self.last_timings: dict[str, float] = {}
 
-    def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filter: "SearchFilter | dict | str | None" = None,
-               weights: Weights | None = None, reranker: "Reranker | None" = None) -> list[ScoredChunk]:
+    def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filter: SearchFilter | dict | str | None = None,
+               weights: Weights | None = None, reranker: Reranker | None = None) -> list[ScoredChunk]:
         """The ``k`` best chunks for ``query``.
 
         Args:

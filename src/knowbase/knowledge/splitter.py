@@ -33,9 +33,9 @@ from __future__ import annotations
 import bisect
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
@@ -284,7 +284,7 @@ def _regions(doc: Document) -> list[_Region]:
     pages = sorted(doc.pages, key=lambda p: p.start)
     page_starts = [p.start for p in pages]
 
-    def covering(spans, starts, pos):  # noqa: ANN001, ANN202 - innermost span containing pos
+    def covering(spans, starts, pos):
         i = bisect.bisect_right(starts, pos) - 1
         while i >= 0:
             if spans[i].start <= pos < spans[i].end:

@@ -39,11 +39,11 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,7 +68,7 @@ def _plain_vectors(conn: Any) -> None:
     conn.execute("ALTER TABLE vec_chunks_plain RENAME TO vec_chunks")
 
 
-MIGRATIONS: list[tuple[str, "str | Callable[[Any], None]"]] = [
+MIGRATIONS: list[tuple[str, str | Callable[[Any], None]]] = [
     ("m001_core", """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE documents (
@@ -191,7 +191,7 @@ class KBStore:
         self.path = Path(path)
         self._apsw = apsw
         self.readonly = readonly
-        self._index: "SearchIndex | None" = None
+        self._index: SearchIndex | None = None
         self._index_lock = threading.Lock()
         if not create and not self.path.exists():
             raise StoreError(f"knowledge base file not found: {self.path}", path=str(self.path))
@@ -477,7 +477,7 @@ class KBStore:
         """The search index file beside the knowledge base (``<kb>.db.index``)."""
         return Path(f"{self.path}.index")
 
-    def search_index(self) -> "SearchIndex":
+    def search_index(self) -> SearchIndex:
         """The current search index: loaded from :attr:`index_path`, refreshed when the store's
         ``generation`` moved on (see :mod:`knowbase.knowledge.index`), saved back when the
         folder is writable.

@@ -43,8 +43,8 @@ class ConversationSession:
         ConfigError: unknown memory type.  UserError: bad session id.
     """
 
-    def __init__(self, session_id: str, *, memory_type: str = "buffer", model: "ChatModel | str | None" = None,
-                 settings: "Settings | None" = None, system: str | None = None, store: MemoryStore | None = None,
+    def __init__(self, session_id: str, *, memory_type: str = "buffer", model: ChatModel | str | None = None,
+                 settings: Settings | None = None, system: str | None = None, store: MemoryStore | None = None,
                  **memory_params: Any) -> None:
         from knowbase.config import Settings
 

@@ -100,7 +100,7 @@ class BufferWindowMemory(_Stored):
         self.store.add_turn(self.session_id, user_text, assistant_text, memory_type=self.memory_type)
 
 
-def _summarise(model: "ChatModel", summary: str, new_lines: str, max_tokens: int) -> str:
+def _summarise(model: ChatModel, summary: str, new_lines: str, max_tokens: int) -> str:
     prompt = load_template("memory_summary").render({"summary": summary or "(empty)", "new_lines": new_lines})
     return model.chat(prompt, max_tokens=max_tokens, temperature=0.0).text.strip()
 
@@ -122,7 +122,7 @@ class SummaryMemory(_Stored):
 
     memory_type = "summary"
 
-    def __init__(self, model: "ChatModel", *, max_tokens: int = 256, store: MemoryStore | None = None,
+    def __init__(self, model: ChatModel, *, max_tokens: int = 256, store: MemoryStore | None = None,
                  session_id: str = "default") -> None:
         super().__init__(store, session_id)
         self.model = model
@@ -158,7 +158,7 @@ class SummaryBufferMemory(_Stored):
 
     memory_type = "summary_buffer"
 
-    def __init__(self, model: "ChatModel", max_tokens: int = 1000, *, summary_tokens: int = 256,
+    def __init__(self, model: ChatModel, max_tokens: int = 1000, *, summary_tokens: int = 256,
                  store: MemoryStore | None = None, session_id: str = "default") -> None:
         super().__init__(store, session_id)
         self.model = model
@@ -223,7 +223,7 @@ class EntityMemory(_Stored):
 
     memory_type = "entity"
 
-    def __init__(self, model: "ChatModel", *, k: int = 3, max_facts: int = 20, max_tokens: int = 256,
+    def __init__(self, model: ChatModel, *, k: int = 3, max_facts: int = 20, max_tokens: int = 256,
                  store: MemoryStore | None = None, session_id: str = "default") -> None:
         super().__init__(store, session_id)
         self.model = model
@@ -284,7 +284,7 @@ class EntityMemory(_Stored):
 MEMORY_TYPES = ("buffer", "summary", "summary_buffer", "entity")
 
 
-def make_memory(memory_type: str, *, model: "ChatModel | None", store: MemoryStore | None, session_id: str,
+def make_memory(memory_type: str, *, model: ChatModel | None, store: MemoryStore | None, session_id: str,
                 **params: Any) -> Memory:
     """Build a memory by name: ``buffer``, ``summary``, ``summary_buffer`` (or
     ``summary-buffer``) or ``entity``; ``params`` go to its constructor (``k=``, ``max_tokens=``).

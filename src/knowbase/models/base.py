@@ -71,19 +71,19 @@ class Message:
     name: str | None = None
 
     @classmethod
-    def system(cls, content: str) -> "Message":
+    def system(cls, content: str) -> Message:
         return cls("system", content)
 
     @classmethod
-    def user(cls, content: str) -> "Message":
+    def user(cls, content: str) -> Message:
         return cls("user", content)
 
     @classmethod
-    def assistant(cls, content: str, tool_calls: Sequence[ToolCall] = ()) -> "Message":
+    def assistant(cls, content: str, tool_calls: Sequence[ToolCall] = ()) -> Message:
         return cls("assistant", content, tuple(tool_calls))
 
     @classmethod
-    def tool(cls, content: str, *, tool_call_id: str | None = None, name: str | None = None) -> "Message":
+    def tool(cls, content: str, *, tool_call_id: str | None = None, name: str | None = None) -> Message:
         return cls("tool", content, (), tool_call_id, name)
 
     def to_openai(self) -> dict[str, Any]:
@@ -112,7 +112,7 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
 
 
@@ -148,7 +148,7 @@ class ChatOptions:
     truncate: bool = False
     top_p: float | None = None
 
-    def merged(self, **changes: Any) -> "ChatOptions":
+    def merged(self, **changes: Any) -> ChatOptions:
         """A copy with the non-None ``changes`` applied (lists become tuples)."""
         clean = {k: (tuple(v) if isinstance(v, list) else v) for k, v in changes.items() if v is not None}
         return replace(self, **clean) if clean else self
@@ -255,7 +255,7 @@ class ChatStream(Iterator[str]):
         self._source = source
         self.result: ChatResult | None = None
 
-    def __iter__(self) -> "ChatStream":
+    def __iter__(self) -> ChatStream:
         return self
 
     def __next__(self) -> str:
@@ -290,7 +290,7 @@ class ChatModel:
         defaults: default :class:`ChatOptions` for every call.
     """
 
-    def __init__(self, backend: ChatBackend, *, tracer: "TraceStore | None" = None, cache: Any = None,
+    def __init__(self, backend: ChatBackend, *, tracer: TraceStore | None = None, cache: Any = None,
                  defaults: ChatOptions | None = None) -> None:
         self.backend = backend
         self.tracer = tracer
@@ -416,7 +416,7 @@ class Embedder:
     their first ``max_seq_length`` tokens count (256 word pieces for all-MiniLM-L6-v2).
     """
 
-    def __init__(self, backend: EmbeddingBackend, *, tracer: "TraceStore | None" = None, batch_size: int = 32) -> None:
+    def __init__(self, backend: EmbeddingBackend, *, tracer: TraceStore | None = None, batch_size: int = 32) -> None:
         self.backend = backend
         self.tracer = tracer
         self.batch_size = batch_size

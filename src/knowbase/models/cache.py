@@ -61,7 +61,7 @@ class ResponseCache(SQLiteFile):
         self.max_age = max_age
         self._skip: set[str] = set()
 
-    def key(self, spec: str, messages: Sequence["Message"], options: "ChatOptions") -> str:
+    def key(self, spec: str, messages: Sequence[Message], options: ChatOptions) -> str:
         """The cache key: SHA-256 hex of the canonical JSON of model, messages and options."""
         payload = {"model": spec, "messages": [m.to_openai() for m in messages], "options": options.to_dict()}
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode())

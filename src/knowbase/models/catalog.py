@@ -64,11 +64,11 @@ class ModelSource(Protocol):
 
     description: str
 
-    def installed(self, settings: "Settings") -> bool:
+    def installed(self, settings: Settings) -> bool:
         """True when :meth:`path` can return without downloading or failing."""
         ...
 
-    def path(self, settings: "Settings") -> Path:
+    def path(self, settings: Settings) -> Path:
         """The model file or folder, ready to load.
 
         Raises:
@@ -122,10 +122,10 @@ class PackageFile:
     def description(self) -> str:
         return f"PyPI {self.package}"
 
-    def installed(self, settings: "Settings") -> bool:
+    def installed(self, settings: Settings) -> bool:
         return _installed(self.package)
 
-    def path(self, settings: "Settings") -> Path:
+    def path(self, settings: Settings) -> Path:
         return package_file(self.package, self.pattern)
 
 
@@ -140,10 +140,10 @@ class PackageFolder:
     def description(self) -> str:
         return f"PyPI {self.package}"
 
-    def installed(self, settings: "Settings") -> bool:
+    def installed(self, settings: Settings) -> bool:
         return _installed(self.package)
 
-    def path(self, settings: "Settings") -> Path:
+    def path(self, settings: Settings) -> Path:
         return package_file(self.package, self.marker).parent
 
 
@@ -169,14 +169,14 @@ class AssembledParts:
     def description(self) -> str:
         return f"PyPI {self.packages[0]}..{self.packages[-1].rsplit('-', 1)[-1]} (assembled)"
 
-    def target(self, settings: "Settings") -> Path:
+    def target(self, settings: Settings) -> Path:
         return settings.models_dir / self.filename
 
-    def installed(self, settings: "Settings") -> bool:
+    def installed(self, settings: Settings) -> bool:
         return is_verified(self.target(settings), size=self.size, sha256=self.sha256) or all(
             _installed(p) for p in self.packages)
 
-    def assembled(self, settings: "Settings") -> bool:
+    def assembled(self, settings: Settings) -> bool:
         """True when the assembled file exists and its stamp matches (no hashing)."""
         return is_verified(self.target(settings), size=self.size, sha256=self.sha256)
 
@@ -184,7 +184,7 @@ class AssembledParts:
         """The part files in order; raises ModelUnavailableError naming a missing package."""
         return [package_file(pkg, self.pattern) for pkg in self.packages]
 
-    def path(self, settings: "Settings") -> Path:
+    def path(self, settings: Settings) -> Path:
         target = self.target(settings)
         if is_verified(target, size=self.size, sha256=self.sha256):
             return target
@@ -381,15 +381,15 @@ class CatalogEntry:
         """The model string, ``backend:name``."""
         return f"{self.backend}:{self.name}"
 
-    def installed(self, settings: "Settings") -> bool:
+    def installed(self, settings: Settings) -> bool:
         """True when the model can be used offline now (packages present or file built)."""
         return self.source.installed(settings)
 
-    def path(self, settings: "Settings") -> Path:
+    def path(self, settings: Settings) -> Path:
         """The ready file or folder (assembling the Qwen GGUF on first use)."""
         return self.source.path(settings)
 
-    def describe(self, settings: "Settings") -> dict[str, Any]:
+    def describe(self, settings: Settings) -> dict[str, Any]:
         """A JSON-ready summary for ``knowbase models``."""
         installed = self.installed(settings)
         size = self.size
@@ -453,12 +453,12 @@ def get_entry(name: str, *, kind: str | None = None) -> CatalogEntry:
     return entry
 
 
-def model_path(name: str, settings: "Settings", *, kind: str | None = None) -> Path:
+def model_path(name: str, settings: Settings, *, kind: str | None = None) -> Path:
     """The ready file or folder of catalogue model ``name`` (see :meth:`CatalogEntry.path`)."""
     return get_entry(name, kind=kind).path(settings)
 
 
-def resolve_gguf(name: str, settings: "Settings") -> tuple[Path, CatalogEntry | None]:
+def resolve_gguf(name: str, settings: Settings) -> tuple[Path, CatalogEntry | None]:
     """A llamacpp model name -> ``(gguf path, catalogue entry or None)``.
 
     ``name`` is a catalogue name (``qwen2.5-coder-1.5b``, ``smollm2-135m``) or a path to

@@ -65,7 +65,7 @@ class FakeChat:
         self.calls: list[tuple[list[Message], ChatOptions]] = []
 
     @classmethod
-    def from_spec(cls, spec: "ModelSpec", settings: "Settings | None" = None, **kwargs: Any) -> "FakeChat":
+    def from_spec(cls, spec: ModelSpec, settings: Settings | None = None, **kwargs: Any) -> FakeChat:
         """``fake`` echoes the last user message; ``fake:TEXT`` always answers TEXT."""
         if spec.name:
             return cls(default=spec.name, name="fixed", **kwargs)
@@ -117,8 +117,7 @@ class FakeChat:
                 # keep the text up to the end of the max_tokens-th token
                 ends = [m.end() for m in _TOKEN.finditer(text)]
                 text, finish = text[: ends[options.max_tokens - 1]], "length"
-        for piece in re.findall(r"\S+\s*|\s+", text):
-            yield piece
+        yield from re.findall(r"\S+\s*|\s+", text)
         yield ChatResult(text, finish_reason=finish, usage=Usage(prompt_tokens, fake_count_tokens(text)))
 
 
@@ -148,7 +147,7 @@ class FakeEmbedder:
         self.encoded = 0  # texts encoded so far (for tests of incremental ingest)
 
     @classmethod
-    def from_spec(cls, spec: "ModelSpec", settings: "Settings | None" = None, **kwargs: Any) -> "FakeEmbedder":
+    def from_spec(cls, spec: ModelSpec, settings: Settings | None = None, **kwargs: Any) -> FakeEmbedder:
         """``fake`` (64 dims) or ``fake:N`` / ``fake:hash-N`` (N dims)."""
         digits = re.sub(r"\D", "", spec.name or "")
         return cls(int(digits) if digits else 64, **kwargs)

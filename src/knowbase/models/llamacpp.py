@@ -322,7 +322,7 @@ class LlamaCppChat:
         return f"LlamaCppChat({self.model_name!r}, n_ctx={self.n_ctx})"
 
     @classmethod
-    def from_spec(cls, spec: "ModelSpec", settings: "Settings", **kwargs: Any) -> "LlamaCppChat":
+    def from_spec(cls, spec: ModelSpec, settings: Settings, **kwargs: Any) -> LlamaCppChat:
         """Build from ``llamacpp:NAME`` (catalogue name, default ``qwen2.5-coder-1.5b``) or ``llamacpp:/path.gguf``.
 
         The Qwen GGUF is assembled from its part packages on first use (see

@@ -361,7 +361,7 @@ def _open_session(path: Path, threads: int) -> Any:
         raise ModelFileError(f"cannot load ONNX model {path}: {type(exc).__name__}: {exc}", path=str(path)) from exc
 
 
-def resolve_threads(settings: "Settings | None") -> int:
+def resolve_threads(settings: Settings | None) -> int:
     """``n_threads`` in ``config.toml``, else ``$KNOWBASE_N_THREADS``, else the usable CPU cores.
 
     Raises:
@@ -452,7 +452,7 @@ class OnnxEmbedder:
         return f"OnnxEmbedder({self.model_name!r}, variant={self.variant!r}, folder={str(self.folder)!r})"
 
     @classmethod
-    def from_spec(cls, spec: "ModelSpec", settings: "Settings", **kwargs: Any) -> "OnnxEmbedder":
+    def from_spec(cls, spec: ModelSpec, settings: Settings, **kwargs: Any) -> OnnxEmbedder:
         """Build from ``onnx:NAME[@int8|@fp32]`` (catalogue name, default ``all-minilm-l6-v2``, or a folder).
 
         Raises:

@@ -260,7 +260,7 @@ def _http_error(status: int, url: str, body: str, retry_after: float | None) -> 
                           retry_after=retry_after)
 
 
-def _transport_for(spec: "ModelSpec", settings: "Settings", kwargs: dict[str, Any]) -> HTTPTransport:
+def _transport_for(spec: ModelSpec, settings: Settings, kwargs: dict[str, Any]) -> HTTPTransport:
     return HTTPTransport(
         spec.base_url or DEFAULT_BASE_URL, api_key=kwargs.pop("api_key", None) or settings.api_key,
         timeout=kwargs.pop("timeout", settings.timeout), connect_timeout=kwargs.pop("connect_timeout", settings.connect_timeout),
@@ -301,7 +301,7 @@ class OpenAIChat:
         return f"OpenAIChat({self.model_name!r} @ {self.transport.base_url!r})"
 
     @classmethod
-    def from_spec(cls, spec: "ModelSpec", settings: "Settings", **kwargs: Any) -> "OpenAIChat":
+    def from_spec(cls, spec: ModelSpec, settings: Settings, **kwargs: Any) -> OpenAIChat:
         """Build from ``openai:MODEL[@BASE_URL]``.
 
         Keyword args: ``api_key``, ``timeout``, ``connect_timeout``, ``max_retries``, ``backoff``,
@@ -477,7 +477,7 @@ class OpenAIEmbedder:
         return f"OpenAIEmbedder({self.model_name!r} @ {self.transport.base_url!r})"
 
     @classmethod
-    def from_spec(cls, spec: "ModelSpec", settings: "Settings", **kwargs: Any) -> "OpenAIEmbedder":
+    def from_spec(cls, spec: ModelSpec, settings: Settings, **kwargs: Any) -> OpenAIEmbedder:
         """Build from ``openai:MODEL[@BASE_URL]`` (keyword args as for :class:`OpenAIChat`, plus ``dim``)."""
         from knowbase.errors import ConfigError
 

@@ -14,9 +14,10 @@ implementing :class:`~knowbase.models.base.ChatBackend`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 from knowbase.config import ModelSpec, Settings
 from knowbase.errors import UnknownModelError

@@ -140,7 +140,7 @@ class STEmbedder:
         return f"STEmbedder({self.model_name!r}, folder={str(self.folder)!r})"
 
     @classmethod
-    def from_spec(cls, spec: "ModelSpec", settings: "Settings", **kwargs: Any) -> "STEmbedder":
+    def from_spec(cls, spec: ModelSpec, settings: Settings, **kwargs: Any) -> STEmbedder:
         """Build from ``sentence-transformers:NAME`` (catalogue name, default ``all-minilm-l6-v2``) or ``:/path``.
 
         Raises:

@@ -156,7 +156,7 @@ def structured_messages(messages: MessagesLike, output_type: Any, *, hint: bool 
     return [*msgs, Message.user(note)]
 
 
-def chat_structured(model: "ChatModel", messages: MessagesLike, output_type: type[T] | Any, *,
+def chat_structured(model: ChatModel, messages: MessagesLike, output_type: type[T] | Any, *,
                     max_attempts: int = 3, constrained: bool = True, hint: bool = True,
                     system: str | None = None, options: ChatOptions | None = None,
                     **overrides: Any) -> Structured[T]:
@@ -203,7 +203,7 @@ def chat_structured(model: "ChatModel", messages: MessagesLike, output_type: typ
                            attempts=max_attempts)
 
 
-def structured(model: "ChatModel", messages: MessagesLike, output_type: type[T] | Any, **kwargs: Any) -> T:
+def structured(model: ChatModel, messages: MessagesLike, output_type: type[T] | Any, **kwargs: Any) -> T:
     """Like :func:`chat_structured`, returning only the value."""
     return chat_structured(model, messages, output_type, **kwargs).value
 

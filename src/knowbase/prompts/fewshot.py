@@ -92,7 +92,7 @@ class SimilaritySelector:
     Example embeddings are computed once per examples list and reused.
     """
 
-    def __init__(self, embedder: "Embedder", *, k: int = 3, input_keys: Sequence[str] | None = None,
+    def __init__(self, embedder: Embedder, *, k: int = 3, input_keys: Sequence[str] | None = None,
                  example_keys: Sequence[str] | None = None) -> None:
         self.embedder = embedder
         self.k = k

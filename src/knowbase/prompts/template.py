@@ -129,7 +129,7 @@ class PromptTemplate:
     def __hash__(self) -> int:
         return hash((self.template, tuple(sorted(self._partials.items()))))
 
-    def partial(self, **values: Any) -> "PromptTemplate":
+    def partial(self, **values: Any) -> PromptTemplate:
         """A copy with some slots fixed; an unknown name raises TemplateError now."""
         unknown = sorted(set(values) - set(self.variables))
         if unknown:
@@ -177,7 +177,7 @@ class PromptTemplate:
         """The rendered text as one user message."""
         return [Message.user(self.render(inputs))]
 
-    def __add__(self, other: "PromptTemplate | str") -> "PromptTemplate":
+    def __add__(self, other: PromptTemplate | str) -> PromptTemplate:
         """Concatenate two templates (partials are kept)."""
         if isinstance(other, str):
             other = PromptTemplate(other)
@@ -258,10 +258,10 @@ class ChatPromptTemplate:
         return f"ChatPromptTemplate({len(self.parts)} parts, variables={list(self.variables)})"
 
     @classmethod
-    def from_messages(cls, messages: Iterable[MessageSpec], *, name: str | None = None) -> "ChatPromptTemplate":
+    def from_messages(cls, messages: Iterable[MessageSpec], *, name: str | None = None) -> ChatPromptTemplate:
         return cls(messages, name=name)
 
-    def partial(self, **values: Any) -> "ChatPromptTemplate":
+    def partial(self, **values: Any) -> ChatPromptTemplate:
         """A copy with some slots of the text templates fixed; unknown names raise now."""
         unknown = sorted(set(values) - set(self.variables))
         if unknown:
@@ -309,6 +309,6 @@ class ChatPromptTemplate:
         return self.to_messages(values)
 
 
-def as_prompt(prompt: "str | PromptTemplate | ChatPromptTemplate | Any") -> Any:
+def as_prompt(prompt: str | PromptTemplate | ChatPromptTemplate | Any) -> Any:
     """A string becomes a :class:`PromptTemplate`; templates pass through."""
     return PromptTemplate(prompt) if isinstance(prompt, str) else prompt

@@ -27,7 +27,13 @@ from knowbase.sql.database import open_database
 from knowbase.sql.errors import QueryTimeoutError, SQLExecutionError, SQLRefusedError, SQLValidationError
 from knowbase.sql.execute import execute
 from knowbase.sql.generate import (
-    Example, answer_messages, as_examples, extract_sql, generation_messages, repair_messages, select_examples,
+    Example,
+    answer_messages,
+    as_examples,
+    extract_sql,
+    generation_messages,
+    repair_messages,
+    select_examples,
 )
 from knowbase.sql.schema import Schema, introspect, select_tables
 from knowbase.sql.validate import ValidatedSQL, validate_sql, with_column_hint
@@ -149,11 +155,11 @@ class Text2SQL:
         ValueError: an example has the wrong shape.
     """
 
-    def __init__(self, db_url: str | Path, *, model: "str | ChatModel | None" = None,
-                 settings: "Settings | None" = None, row_limit: int = 1000, timeout: float = 10.0,
+    def __init__(self, db_url: str | Path, *, model: str | ChatModel | None = None,
+                 settings: Settings | None = None, row_limit: int = 1000, timeout: float = 10.0,
                  sample_values: int = 3, examples: Sequence[Any] | None = None, max_attempts: int = 3,
                  limit: int | None | str = "row_limit", max_tables: int = 12, k_examples: int = 3,
-                 embedder: "Embedder | None" = None, answer: bool = True, max_tokens: int = 256,
+                 embedder: Embedder | None = None, answer: bool = True, max_tokens: int = 256,
                  namespace: str | None = None, tables: Sequence[str] | None = None, candidates: int = 1,
                  sample_temperature: float = 0.7, seed: int = 1234) -> None:
         self.db = open_database(db_url)
@@ -183,7 +189,7 @@ class Text2SQL:
 
     # --- parts ------------------------------------------------------------------------
     @property
-    def model(self) -> "ChatModel":
+    def model(self) -> ChatModel:
         """The chat model (built on first use)."""
         if self._model is None:
             from knowbase.models.base import ChatModel

@@ -81,7 +81,7 @@ class Schema:
         """The table called ``name`` (case-insensitive), or None."""
         return self._index.get(name.lower())
 
-    def subset(self, names: Iterable[str]) -> "Schema":
+    def subset(self, names: Iterable[str]) -> Schema:
         """A schema with only the named tables (unknown names are ignored), same order."""
         keep = {n.lower() for n in names}
         return Schema(self.dialect, tuple(t for t in self.tables if t.name.lower() in keep), self.namespace)

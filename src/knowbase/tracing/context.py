@@ -41,13 +41,13 @@ class Span:
     span_id: str
     parent_id: str | None
     started: float
-    store: "TraceStore | None" = None
+    store: TraceStore | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     ended: float | None = None
     status: str = "ok"
     error: str | None = None
-    root: "Span | None" = None
-    pending: list[tuple["TraceStore", str, dict[str, Any]]] = field(default_factory=list)
+    root: Span | None = None
+    pending: list[tuple[TraceStore, str, dict[str, Any]]] = field(default_factory=list)
 
     def set(self, **attributes: Any) -> None:
         """Attach attributes (JSON-serialisable) that are saved with the span."""
@@ -77,7 +77,7 @@ def current_ids() -> tuple[str | None, str | None]:
 
 
 @contextmanager
-def span(name: str, *, kind: str = "step", store: "TraceStore | None" = None, **attributes: Any) -> Iterator[Span]:
+def span(name: str, *, kind: str = "step", store: TraceStore | None = None, **attributes: Any) -> Iterator[Span]:
     """Open a span; nested spans share the trace id and inherit the store.
 
     Args:
@@ -107,7 +107,7 @@ def span(name: str, *, kind: str = "step", store: "TraceStore | None" = None, **
             flush(sp)
 
 
-def buffer_row(store: "TraceStore", table: str, row: dict[str, Any]) -> bool:
+def buffer_row(store: TraceStore, table: str, row: dict[str, Any]) -> bool:
     """Queue a row on the open trace's root span; False when no trace is open."""
     sp = _CURRENT.get()
     if sp is None:
@@ -122,7 +122,7 @@ def buffer_row(store: "TraceStore", table: str, row: dict[str, Any]) -> bool:
 def flush(root: Span) -> None:
     """Write a root span's buffered rows, one transaction per store."""
     pending, root.pending = root.pending, []
-    by_store: dict[int, tuple["TraceStore", list[tuple[str, dict[str, Any]]]]] = {}
+    by_store: dict[int, tuple[TraceStore, list[tuple[str, dict[str, Any]]]]] = {}
     for store, table, row in pending:
         by_store.setdefault(id(store), (store, []))[1].append((table, row))
     for store, rows in by_store.values():

@@ -59,7 +59,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-def _messages_json(messages: Sequence["Message"]) -> str:
+def _messages_json(messages: Sequence[Message]) -> str:
     return json.dumps([m.to_openai() for m in messages], ensure_ascii=False)
 
 
@@ -95,8 +95,8 @@ class TraceStore(SQLiteFile):
             conn.execute("COMMIT")
 
     # --- writing ---------------------------------------------------------------------
-    def record_chat(self, *, model: str, messages: Sequence["Message"], options: "ChatOptions",
-                    result: "ChatResult | None", error: Exception | None, started: float,
+    def record_chat(self, *, model: str, messages: Sequence[Message], options: ChatOptions,
+                    result: ChatResult | None, error: Exception | None, started: float,
                     trace_id: str | None, span_id: str | None, latency_ms: float | None = None) -> str:
         """Write one chat call; returns its id."""
         call_id = new_id()

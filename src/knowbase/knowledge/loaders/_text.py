@@ -120,7 +120,7 @@ _PREFERRED = ("utf_8", "utf_16", "utf_32", "gb18030", "big5", "cp932", "shift_ji
 _CHAOS_TOLERANCE = 0.15
 
 
-def _pick(matches) -> str | None:  # noqa: ANN001 - charset_normalizer.CharsetMatches
+def _pick(matches) -> str | None:
     """The most coherent match whose chaos is within tolerance of the best, preferring
     common encodings on ties."""
     if not matches:
@@ -130,7 +130,7 @@ def _pick(matches) -> str | None:  # noqa: ANN001 - charset_normalizer.CharsetMa
     coherent = max(m.coherence for m in near)
     near = [m for m in near if m.coherence >= coherent - 0.1]
 
-    def key(m) -> tuple[float, int, float]:  # noqa: ANN001
+    def key(m) -> tuple[float, int, float]:
         name = codecs.lookup(m.encoding).name.replace("-", "_")
         pref = _PREFERRED.index(name) if name in _PREFERRED else len(_PREFERRED)
         return (pref, m.chaos, -m.coherence)

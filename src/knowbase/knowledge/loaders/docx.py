@@ -23,7 +23,7 @@ def _fail(path: Path, reason: str) -> InputFileError:
     return InputFileError(f"{path}: {reason}", path=str(path), reason=reason)
 
 
-def _heading_level(paragraph) -> int:  # noqa: ANN001 - python-docx Paragraph
+def _heading_level(paragraph) -> int:
     """1-9 for a heading paragraph, 0 for body text (``Title`` counts as level 1)."""
     style = paragraph.style
     for name in (getattr(style, "name", None), getattr(style, "style_id", None)):

@@ -31,7 +31,7 @@ _LINES = {"li", "tr"}
 _SPACE_RE = re.compile(r"\s+")
 
 
-def _text(node) -> str:  # noqa: ANN001 - selectolax node
+def _text(node) -> str:
     return _SPACE_RE.sub(" ", node.text(deep=True, separator=" ")).strip()
 
 
@@ -53,7 +53,7 @@ class _Walker:
             else:
                 self.builder.block(text)
 
-    def walk(self, root) -> None:  # noqa: ANN001
+    def walk(self, root) -> None:
         stack: list[tuple[object, bool]] = [(root, False)]
         while stack:
             node, leaving = stack.pop()

@@ -69,7 +69,7 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str, list[str]]:
             import tomllib
 
             data = tomllib.loads(m.group(1))
-    except Exception as exc:  # noqa: BLE001 - yaml/toml raise several types
+    except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {}, body, [f"front matter ignored: invalid {kind} ({first})"]
     if not isinstance(data, dict):
@@ -205,7 +205,7 @@ def strip_comments_and_shortcodes(text: str, *, lang: str | None = None) -> str:
     return text
 
 
-def _outside_code(text: str, outside, *, inside=None) -> str:  # noqa: ANN001 - str -> str callables
+def _outside_code(text: str, outside, *, inside=None) -> str:
     """Apply ``outside`` to the text between fenced code blocks (and ``inside``, if
     given, to the blocks)."""
     out: list[str] = []

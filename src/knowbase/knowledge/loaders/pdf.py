@@ -70,7 +70,7 @@ class PDFLoader:
                 page_text = pages[number - 1].extract_text() or ""
             except FileNotDecryptedError as exc:
                 raise _fail(path, "encrypted PDF (password required)") from exc
-            except Exception as exc:  # noqa: BLE001 - one bad page must not lose the rest
+            except Exception as exc:
                 warnings.append(f"page {number}: text not extracted ({type(exc).__name__}: {exc})")
                 continue
             builder.block(normalize_text(page_text))
@@ -79,7 +79,7 @@ class PDFLoader:
         meta: dict[str, object] = {"format": "pdf", "pages": count}
         try:
             info = reader.metadata
-        except Exception:  # noqa: BLE001 - metadata is optional
+        except Exception:
             info = None
         if info:
             title = str(info.title or "").strip()

@@ -21,10 +21,11 @@ import importlib
 import logging
 import os
 import stat
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterable, Mapping, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from knowbase.errors import InputFileError, KnowbaseError
 from knowbase.knowledge.language import detect_language
@@ -109,7 +110,7 @@ def available_loaders() -> Mapping[str, Loader]:
         try:
             factory = _import(target)
             loader = factory() if callable(factory) else factory
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop ingest
+        except Exception as exc:
             if builtin:
                 raise
             log.warning("loader plugin %s (%s) failed to load: %s", name, target, exc)
@@ -214,7 +215,7 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
         raise _fail(p, "permission denied") from exc
     except OSError as exc:
         raise _fail(p, f"cannot read: {exc.strerror or exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - parsers raise anything on malformed files
+    except Exception as exc:
         raise _fail(p, f"cannot parse: {type(exc).__name__}: {exc}") from exc
     if binary and len(doc.text) > max_bytes // 4 and len(doc.text.encode("utf-8")) > max_bytes:
         raise _fail(p, f"too large: {_mb(len(doc.text.encode('utf-8')))} of text > {_mb(max_bytes)} limit")
