@@ -10,8 +10,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 # pip's own notes about index folders missing on this machine are noise: keep real errors.
+pip_quiet() {
+    .venv/bin/python -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 pip_install() {
-    .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    pip_quiet install --quiet "$@"
 }
 echo "setting up .venv (pip's output is quiet; each step says what it does)"
 pip_install --upgrade pip
@@ -44,7 +47,7 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$BUILD_KEY" ]; then
     if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
         echo "- compiling llama-cpp-python $LLAMA_CPP_VERSION for a portable CPU baseline (once per machine: about 9 minutes on 2 cores)"
         mkdir -p "$WHEELS.tmp"
-        .venv/bin/python -m pip wheel --quiet --no-cache-dir --no-deps -w "$WHEELS.tmp" "llama-cpp-python==$LLAMA_CPP_VERSION"
+        pip_quiet wheel --quiet --no-cache-dir --no-deps -w "$WHEELS.tmp" "llama-cpp-python==$LLAMA_CPP_VERSION"
         rm -rf "$WHEELS" && mv "$WHEELS.tmp" "$WHEELS"
     fi
     echo "- installing llama-cpp-python $LLAMA_CPP_VERSION (portable build $BUILD_KEY)"
