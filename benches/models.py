@@ -17,11 +17,26 @@ Rows, each measured in a fresh subprocess so load time and resident memory are h
   ``OMP_NUM_THREADS`` for torch, the same for both rows.
 * start-up: wall time of ``knowbase --help`` next to ``python -c "import langchain"``
   (when installed) and ``python -c pass``, median of 5.
+* llama.cpp build variants (``--variant NAME=LIBDIR``, repeatable): the installed
+  llama-cpp-python library next to other builds of the same llama.cpp source, each loaded in
+  its own process through ``LLAMA_CPP_LIB_PATH`` (a folder with ``libllama.so`` and the
+  ``libggml*.so``). Per model and variant: prompt tokens/s (``Llama.eval`` of a
+  ``--prompt-tokens`` prompt from an empty KV cache) and generation tokens/s (greedy, one
+  token per ``eval``), medians over ``--reps`` distinct prompts in each of two processes,
+  run in the order A B ... B A. Each variant's ``llama_print_system_info()`` and the CPU's
+  model and flags are printed with the table. Building a variant (library only)::
+
+      cmake -S vendor/llama.cpp -B /tmp/avx512 -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+            -DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON ... \
+            -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
+            -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
+      cmake --build /tmp/avx512 --target llama -j2      # libraries land in /tmp/avx512/bin
 
 Usage::
 
     .venv/bin/python benches/models.py                       # everything (~3 min on 2 idle cores)
     .venv/bin/python benches/models.py --models smollm2-135m --texts 128 --reps 1
+    .venv/bin/python benches/models.py --skip chat,embed,startup --variant avx512=/tmp/avx512/bin
 """
 
 from __future__ import annotations
@@ -133,13 +148,44 @@ def worker_embed(impl: str, n_texts: int, batches: list[int]) -> dict[str, Any]:
     return {"load_s": load_s, "texts_per_s": out, "rss_mb": _rss_peak_mb()}
 
 
-def _spawn(args: list[str], home: str, threads: int) -> dict[str, Any]:
+def worker_variant(model: str, reps: int, prompt_tokens: int, gen_tokens: int, threads: int) -> dict[str, Any]:
+    """Prompt and generation speed of the llama.cpp library this process loaded (raw llama-cpp-python)."""
+    import llama_cpp
+
+    from knowbase.config import Settings
+    from knowbase.models.catalog import model_path
+
+    path = model_path(model, Settings.load())
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=prompt_tokens + gen_tokens + 16, n_batch=512,
+                          n_threads=threads, n_threads_batch=threads, n_gpu_layers=0, verbose=False)
+    runs = []
+    for i in range(reps + 1):  # the first pass warms up (page cache, allocations) and is not counted
+        text = " ".join(m["content"] for m in _prompt(2000 + i, prompt_tokens))
+        tokens = llm.tokenize(text.encode(), add_bos=True, special=False)[:prompt_tokens]
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        t0 = time.perf_counter()
+        llm.eval(tokens)
+        t1 = time.perf_counter()
+        for _ in range(gen_tokens):
+            llm.eval([llm.sample(temp=0.0)])
+        t2 = time.perf_counter()
+        if i:
+            runs.append({"pp": len(tokens) / (t1 - t0), "tg": gen_tokens / (t2 - t1)})
+    info = llama_cpp.llama_print_system_info()
+    return {"runs": runs, "system_info": (info.decode() if isinstance(info, bytes) else str(info)).strip()}
+
+
+def _spawn(args: list[str], home: str, threads: int, lib: str | None = None) -> dict[str, Any]:
     # the same thread count for llama.cpp (passed explicitly) and torch (OMP_NUM_THREADS), both rows alike;
     # a scratch home for logs.db, but the user's assembled models (no second 1.1 GB Qwen file)
     from knowbase.config import Settings
 
     env = dict(os.environ, KNOWBASE_HOME=home, KNOWBASE_MODELS_DIR=str(Settings.load().models_dir),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
+    env.pop("LLAMA_CPP_LIB_PATH", None)
+    if lib:
+        env["LLAMA_CPP_LIB_PATH"] = lib
     done = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env,
                           cwd=ROOT)
     if done.returncode != 0:
@@ -170,7 +216,11 @@ def main() -> None:
     ap.add_argument("--n-ctx", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("KNOWBASE_N_THREADS") or (os.cpu_count() or 2)))
     ap.add_argument("--texts", type=int, default=512, help="texts per embedding pass")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: chat,embed,startup")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: chat,embed,startup,variants")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=LIBDIR",
+                    help="another llama.cpp build to compare with the installed one (repeatable)")
+    ap.add_argument("--prompt-tokens", type=int, default=256, help="prompt length in the variants section")
+    ap.add_argument("--gen-tokens", type=int, default=32, help="tokens generated in the variants section")
     ap.add_argument("--worker", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -179,6 +229,9 @@ def main() -> None:
         if kind == "chat":
             impl, model, reps, max_tokens, words, n_ctx, threads = rest
             res = worker_chat(impl, model, int(reps), int(max_tokens), int(words), int(n_ctx), int(threads))
+        elif kind == "variant":
+            model, reps, prompt_tokens, gen_tokens, threads = rest
+            res = worker_variant(model, int(reps), int(prompt_tokens), int(gen_tokens), int(threads))
         else:
             impl, n_texts, batches = rest
             res = worker_embed(impl, int(n_texts), [int(b) for b in batches.split(",")])
@@ -236,6 +289,8 @@ def main() -> None:
         k, w = rows["knowbase"], rows["raw"]
         print(f"{'ratio':<9} {k['load'] / w['load']:>7.2f} {k['32'] / w['32']:>9.2f} {k['256'] / w['256']:>10.2f} "
               f"{k['rss'] / w['rss']:>12.2f}")
+    if "variants" not in skip and args.variant:
+        run_variants(args, home)
     if "startup" not in skip:
         print("\n## start-up wall time (median of 5, seconds)")
         exe = shutil.which("knowbase", path=str(Path(sys.executable).parent)) or None
@@ -249,6 +304,53 @@ def main() -> None:
         print(f"{'python -c pass':<34} {_wall([sys.executable, '-c', 'pass']):>6.3f}")
     print(f"\n(total {time.perf_counter() - began:.0f} s; load average at end {os.getloadavg()[0]:.1f})")
     shutil.rmtree(home, ignore_errors=True)
+
+
+def _parse_variants(specs: list[str]) -> dict[str, str | None]:
+    variants: dict[str, str | None] = {"installed": None}
+    for spec in specs:
+        name, sep, lib = spec.partition("=")
+        if not sep or not name or not lib:
+            raise SystemExit(f"--variant {spec!r}: use NAME=LIBDIR")
+        if not any(Path(lib).glob("libllama.so*")):
+            raise SystemExit(f"--variant {spec!r}: no libllama.so in {lib}")
+        variants[name] = lib
+    return variants
+
+
+def run_variants(args: argparse.Namespace, home: str) -> None:
+    """The llama.cpp build variants side by side (see the module docstring)."""
+    from knowbase.models.cpu import build_features, cpu_info
+
+    variants = _parse_variants(args.variant)
+    info = cpu_info()
+    print(f"\n## llama.cpp build variants: prompt {args.prompt_tokens} tokens (eval), {args.gen_tokens} generated "
+          f"(greedy), {args.threads} thread(s), medians of {2 * args.reps} runs in 2 processes per variant")
+    print(f"CPU: {info.model} ({info.machine}); flags: {' '.join(info.notable_flags())}"
+          + (f"; AMX tile state granted: {info.amx_granted}" if info.has_amx else ""))
+    names = list(variants)
+    order = names + names[::-1]  # A B ... B A: drift from other work on the machine cancels out
+    header = f"{'model':<20} {'variant':<12} {'prompt tok/s':>13} {'gen tok/s':>10} {'vs installed':>14}"
+    features: dict[str, str] = {}
+    print(header)
+    print("-" * len(header))
+    for model in filter(None, args.models.split(",")):
+        per: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        for name in order:
+            res = _spawn(["variant", model, str(args.reps), str(args.prompt_tokens), str(args.gen_tokens),
+                          str(args.threads)], home, args.threads, lib=variants[name])
+            per[name].append(res)
+            features[name] = " ".join(f for f in build_features(res["system_info"])
+                                      if f.startswith(("AVX", "AMX", "F16C", "FMA", "BMI2")))
+        rows = {n: {"pp": _median([r["pp"] for p in procs for r in p["runs"]]),
+                    "tg": _median([r["tg"] for p in procs for r in p["runs"]])} for n, procs in per.items()}
+        base = rows["installed"]
+        for name in names:
+            r = rows[name]
+            rel = f"{r['pp'] / base['pp']:.2f}x / {r['tg'] / base['tg']:.2f}x"
+            print(f"{model:<20} {name:<12} {r['pp']:>13.1f} {r['tg']:>10.1f} {rel:>14}")
+    for name in names:
+        print(f"  {name}: {variants[name] or 'llama-cpp-python as installed'}; build uses {features.get(name, '?')}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ How a call runs (:meth:`LlamaCppChat.execute`):
 
 1. the messages are rendered with the GGUF's own chat template (``tokenizer.chat_template``
    in its metadata, rendered by llama-cpp-python's ``Jinja2ChatFormatter``; ChatML when the
-   file has none) and tokenized by the model's tokenizer;
+   file has none) and tokenized by the model's tokenizer: the template's markers as special
+   tokens, message content as plain text (:mod:`knowbase.models.llamacpp_prompt`);
 2. a prompt that does not fit the context window raises :class:`ContextLengthError` with
    both counts, or, with ``options.truncate``, loses its oldest non-system messages until
    it fits;
@@ -386,16 +387,20 @@ class LlamaCppChat:
             return len(model.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def render(self, messages: Sequence[Message], model: LoadedModel | None = None) -> tuple[list[int], Any]:
-        """The prompt tokens for ``messages`` (chat template applied) and the formatter's response."""
+        """The prompt tokens for ``messages`` (chat template applied) and the formatter's response.
+
+        Message content is tokenized as text: a ``<|im_start|>`` inside a document, tool
+        result or question never becomes a control token (see :mod:`knowbase.models.llamacpp_prompt`).
+        """
+        from knowbase.models.llamacpp_prompt import tokenize_chat
+
         model = model or self.loaded()
         try:
-            response = model.formatter(messages=[_wire(m) for m in messages])
+            # only the template's own markers become special tokens; content stays text
+            return tokenize_chat(model.llama, model.formatter, [_wire(m) for m in messages])
         except Exception as exc:  # jinja2 errors (raise_exception in a template, bad roles)
             raise UserError(f"{self.model_name}: the chat template refused these messages: {exc}",
                             field="messages") from exc
-        tokens = model.llama.tokenize(response.prompt.encode("utf-8"), add_bos=not getattr(response, "added_special", False),
-                                      special=True)
-        return tokens, response
 
     def fit(self, messages: Sequence[Message], options: ChatOptions,
             model: LoadedModel | None = None) -> tuple[list[Message], list[int], Any]:
