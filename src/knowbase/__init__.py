@@ -61,6 +61,9 @@ _EXPORTS = {
     "ReActAgent": "knowbase.agents.react",
     "FunctionCallingAgent": "knowbase.agents.functions",
     "AutonomousAgent": "knowbase.agents.autonomous",
+    # runtime checks
+    "run_checks": "knowbase.doctor",
+    "DoctorReport": "knowbase.doctor",
     # tracing
     "trace": "knowbase.tracing.context",
     "TraceStore": "knowbase.tracing.store",
