@@ -330,7 +330,8 @@ def run_variants(args: argparse.Namespace, home: str) -> None:
           + (f"; AMX tile state granted: {info.amx_granted}" if info.has_amx else ""))
     names = list(variants)
     order = names + names[::-1]  # A B ... B A: drift from other work on the machine cancels out
-    header = f"{'model':<20} {'variant':<12} {'prompt tok/s':>13} {'gen tok/s':>10} {'vs installed':>14}"
+    header = (f"{'model':<20} {'variant':<12} {'prompt tok/s':>13} {'(min-max)':>13} {'gen tok/s':>10} "
+              f"{'(min-max)':>13} {'vs installed':>14}")
     features: dict[str, str] = {}
     print(header)
     print("-" * len(header))
@@ -342,13 +343,15 @@ def run_variants(args: argparse.Namespace, home: str) -> None:
             per[name].append(res)
             features[name] = " ".join(f for f in build_features(res["system_info"])
                                       if f.startswith(("AVX", "AMX", "F16C", "FMA", "BMI2")))
-        rows = {n: {"pp": _median([r["pp"] for p in procs for r in p["runs"]]),
-                    "tg": _median([r["tg"] for p in procs for r in p["runs"]])} for n, procs in per.items()}
+        runs = {n: [r for p in procs for r in p["runs"]] for n, procs in per.items()}
+        rows = {n: {k: _median([r[k] for r in rs]) for k in ("pp", "tg")} for n, rs in runs.items()}
         base = rows["installed"]
         for name in names:
             r = rows[name]
+            spread = {k: f"{min(x[k] for x in runs[name]):.1f}-{max(x[k] for x in runs[name]):.1f}" for k in ("pp", "tg")}
             rel = f"{r['pp'] / base['pp']:.2f}x / {r['tg'] / base['tg']:.2f}x"
-            print(f"{model:<20} {name:<12} {r['pp']:>13.1f} {r['tg']:>10.1f} {rel:>14}")
+            print(f"{model:<20} {name:<12} {r['pp']:>13.1f} {spread['pp']:>13} {r['tg']:>10.1f} {spread['tg']:>13} "
+                  f"{rel:>14}")
     for name in names:
         print(f"  {name}: {variants[name] or 'llama-cpp-python as installed'}; build uses {features.get(name, '?')}")
 
