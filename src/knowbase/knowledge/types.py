@@ -128,6 +128,12 @@ class Answer:
         timings: seconds per stage (``retrieve``, ``first_token``, ``total``...).
         usage: the model call's prompt and completion tokens (a ``knowbase.models.base.Usage``;
             None when no model was called).
+        claims: every sentence of the model's answer with its check
+            (``knowbase.knowledge.verify.Claim``: status, reasons, evidence offsets).
+        removed_claims: sentences removed because their cited passages contradict them.
+        verification: ``checked`` (claims checked, unsupported ones removed), ``fallback``
+            (no sentence was supported: the passages' own sentences are quoted instead), or
+            ``""`` (not checked: extractive answers, abstentions, checking turned off).
     """
 
     question: str
@@ -142,3 +148,6 @@ class Answer:
     trace_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     usage: Any = None
+    claims: tuple[Any, ...] = ()
+    removed_claims: tuple[str, ...] = ()
+    verification: str = ""
