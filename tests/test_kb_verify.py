@@ -109,3 +109,17 @@ def test_bounded_on_hostile_answers() -> None:
     assert all(c.status == "unverified" for c in claims[64:])
     assert check_answer("", PASSAGES) == []
     assert check_answer("[9][10] [x]", PASSAGES)[0].status in {"trivial", "unverified"}
+
+
+def test_a_value_of_the_passage_in_the_wrong_sentence_is_unsupported() -> None:
+    # 5 is in passage [2], but in the sentence about absolute numbers, not the default
+    claims = check_answer("The default value of maxSurge is 5 [2].", PASSAGES)
+    assert claims[0].status == "unsupported"
+    assert claims[0].reasons == ("number 5 not in the sentences of [2] on this",)
+
+
+def test_negation_is_compared_clause_by_clause() -> None:
+    chunk = Chunk("The Pod is created, but its containers are not started until the volume is mounted.", 0, 85)
+    assert check_answer("The Pod is created [1].", [chunk])[0].status == "supported"
+    flipped = check_answer("The containers are started before the volume is mounted [1].", [chunk])[0]
+    assert flipped.status == "unsupported" and flipped.reasons == ("negation differs from [1]",)

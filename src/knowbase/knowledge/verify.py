@@ -55,6 +55,9 @@ MIN_COVERAGE = 0.5
 """Share of a claim's content words that the cited passage must contain for *supported*."""
 POLARITY_MIN_OVERLAP = 0.5
 """Evidence overlap above which the claim and the evidence sentence must agree on negation."""
+LOCAL_MIN_OVERLAP = 0.34
+"""A claim's numbers and named values must occur in a passage sentence sharing at least this
+share of its content words (or in the best-matching sentences when none does)."""
 MAX_CLAIMS = 64
 """Most sentences checked in one answer (a longer answer's tail is left *unverified*)."""
 MAX_CLAIM_CHARS = 2000
@@ -302,18 +305,28 @@ def check_claim(text: str, cited: Sequence[int], passages: Sequence[Chunk], *, s
         return Claim(text, start, end, tuple(cited), "trivial", citations=valid)
     pool = valid or tuple(range(1, len(passages) + 1))
 
+    wanted = set(words)
+
     def judge(ns: Sequence[int]) -> tuple[list[str], Evidence | None, float]:
         joined = "\n".join(passages[n - 1].text for n in ns)
         reasons = []
         have = set(_content(joined))
-        cover = len(set(words) & have) / len(set(words)) if words else 1.0
-        passage_numbers = numbers(joined)
+        cover = len(wanted & have) / len(wanted) if wanted else 1.0
+        # numbers and named values must sit in a sentence about the same thing: one sharing at
+        # least LOCAL_MIN_OVERLAP of the claim's words (or the best such sentence), not anywhere
+        sents = [s for n in ns for s, _, _ in _sentences_with_offsets(passages[n - 1].text)]
+        shares = [len(wanted & set(_content(s))) / len(wanted) if wanted else 1.0 for s in sents]
+        top = max(shares, default=0.0)
+        local = "\n".join(s for s, sh in zip(sents, shares) if sh >= min(LOCAL_MIN_OVERLAP, top) and sh > 0) or joined
+        local_numbers = numbers(local)
         for num in sorted(numbers(text)):
-            if num not in passage_numbers:
-                reasons.append(f"number {num} not in {_label(ns)}")
+            if num not in local_numbers:
+                where = _label(ns) if num not in numbers(joined) else f"the sentences of {_label(ns)} on this"
+                reasons.append(f"number {num} not in {where}")
         for value in sorted(named_values(text)):
-            if not _contains_value(value, joined):
-                reasons.append(f"value {value!r} not in {_label(ns)}")
+            if not _contains_value(value, local):
+                where = _label(ns) if not _contains_value(value, joined) else f"the sentences of {_label(ns)} on this"
+                reasons.append(f"value {value!r} not in {where}")
         for member in list_members(text):
             member_words = _content(member)
             if member_words and not any(w in have for w in member_words):
@@ -323,9 +336,8 @@ def check_claim(text: str, cited: Sequence[int], passages: Sequence[Chunk], *, s
             ev = _best_evidence(words, n, passages[n - 1])
             if ev is not None and (evidence is None or ev.overlap > evidence.overlap):
                 evidence = ev
-        if evidence is not None and evidence.overlap >= POLARITY_MIN_OVERLAP:
-            if negations(text) % 2 != negations(evidence.text) % 2:
-                reasons.append(f"negation differs from [{evidence.n}]")
+        if evidence is not None and evidence.overlap >= POLARITY_MIN_OVERLAP and _polarity_differs(text, evidence.text):
+            reasons.append(f"negation differs from [{evidence.n}]")
         return reasons, evidence, cover
 
     reasons, evidence, cover = judge(pool)
@@ -362,6 +374,33 @@ def _with_marks(sentence: str, ns: Sequence[int]) -> str:
     if m is None:
         return f"{sentence} {marks}"
     return f"{sentence[: m.start()].rstrip()} {marks}{m.group(0)}"
+
+
+_CLAUSE = re.compile(r"[,;:，；：()（）]|\s[-–—]\s|\b(?:but|because|while|whereas|unless|although|so that|which|if|when)\b|"
+                     r"但|因为|而|除非|如果|虽然")
+
+
+def _clauses(text: str) -> list[str]:
+    return [c.strip() for c in _CLAUSE.split(text) if c and c.strip()]
+
+
+def _polarity_differs(claim: str, evidence: str) -> bool:
+    """True when a clause of ``claim`` and the clause of ``evidence`` that shares most of its
+    words (at least :data:`POLARITY_MIN_OVERLAP`) disagree on negation (odd vs even count).
+
+    Clause by clause, because a negation in one clause of a long sentence says nothing about
+    another ("X is created, but it is not started" vs "X is created")."""
+    ev_clauses = [(c, set(_content(c)), negations(c) % 2) for c in _clauses(evidence)]
+    for clause in _clauses(claim):
+        words = set(_content(clause))
+        if len(words) < 2:
+            continue
+        best = max(ev_clauses, key=lambda e: len(words & e[1]), default=None)
+        if best is None or len(words & best[1]) / len(words) < POLARITY_MIN_OVERLAP:
+            continue
+        if negations(clause) % 2 != best[2]:
+            return True
+    return False
 
 
 def _label(ns: Sequence[int]) -> str:
