@@ -105,22 +105,8 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
 
 
 def answer_json(answer: Any) -> dict[str, Any]:
-    """An Answer as a JSON-serialisable dict."""
-    def chunk(c: Any) -> dict[str, Any]:
-        return {"path": c.path, "section": list(c.section), "page": c.page, "chunk_id": c.chunk_id, "text": c.text}
-
-    return {
-        "question": answer.question, "answer": answer.text, "abstained": answer.abstained,
-        "language": answer.language, "extractive": answer.extractive,
-        "citations": [{"n": c.n, **chunk(c.chunk)} for c in answer.citations],
-        "invalid_citations": list(answer.invalid_citations), "attributed": answer.attributed,
-        "passages": [{"n": i, "score": p.score, **chunk(p.chunk)} for i, p in enumerate(answer.passages, start=1)],
-        "verification": answer.verification, "claims": [c.to_dict() for c in answer.claims],
-        "removed_claims": list(answer.removed_claims),
-        "timings": {k: round(v, 4) for k, v in answer.timings.items()}, "trace_id": answer.trace_id,
-        "usage": ({"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens}
-                  if answer.usage is not None else None),
-    }
+    """An Answer as a JSON-serialisable dict (:meth:`~knowbase.knowledge.types.Answer.to_dict`)."""
+    return dict(answer.to_dict())
 
 
 @click.command()
