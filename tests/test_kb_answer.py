@@ -164,13 +164,23 @@ def test_uncited_answer_is_attributed_to_the_passage_it_repeats(kb: KnowledgeBas
     assert not answer.abstained and answer.attributed
     assert len(answer.citations) == 1
     assert answer.citations[0].chunk.text.startswith("ConfigMaps store")
-    assert answer.text.endswith(f"[{answer.citations[0].n}]")
+    n = answer.citations[0].n
+    assert answer.text == f"ConfigMaps store non-confidential configuration data as key-value pairs [{n}]."
+    assert answer.verification == "checked" and [c.status for c in answer.claims] == ["supported"]
 
 
-def test_uncited_answer_unlike_any_passage_stays_uncited(kb: KnowledgeBase) -> None:
+def test_uncited_answer_unlike_any_passage_is_replaced_by_quotes(kb: KnowledgeBase) -> None:
     fake = FakeChat(["Bananas are yellow fruit grown in tropical plantations."])
     answer = kb.ask("What do ConfigMaps store?", model=ChatModel(fake), k=3)
-    assert not answer.abstained and not answer.attributed
+    assert not answer.abstained and answer.verification == "fallback" and answer.extractive
+    assert "Bananas" not in answer.text and answer.text.startswith("ConfigMaps store")
+    assert [c.status for c in answer.claims] == ["unverified"]
+
+
+def test_unchecked_answer_unlike_any_passage_stays_uncited(kb: KnowledgeBase) -> None:
+    fake = FakeChat(["Bananas are yellow fruit grown in tropical plantations."])
+    answer = kb.ask("What do ConfigMaps store?", model=ChatModel(fake), k=3, verify=False)
+    assert not answer.abstained and not answer.attributed and answer.verification == ""
     assert answer.citations == () and not answer.text.endswith("]")
 
 

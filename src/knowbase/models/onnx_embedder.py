@@ -72,6 +72,7 @@ from knowbase.models.sentence_transformers import (
     DEFAULT_MODEL,
     folder_dim,
     folder_max_seq_length,
+    folder_prompts,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -438,6 +439,7 @@ class OnnxEmbedder:
         self.batch_size = max(1, batch_size)
         self.max_batch_tokens = max(1, max_batch_tokens)
         self.max_seq_length = folder_max_seq_length(folder)
+        self.prompts = folder_prompts(folder)
         dim = folder_dim(folder)
         if dim is None:
             raise ModelFileError(f"cannot tell the embedding width of {folder}", path=str(folder))

@@ -97,6 +97,16 @@ def folder_dim(folder: Path) -> int | None:
     return dim
 
 
+def folder_prompts(folder: Path) -> dict[str, str]:
+    """The model's text prompts from ``config_sentence_transformers.json`` (``{"query": "query: ",
+    "passage": "passage: "}`` for E5; empty for models without them, such as MiniLM).
+
+    :class:`~knowbase.models.base.Embedder` prepends them: ``passage`` to documents,
+    ``query`` to search queries (E5's model card: inputs must start with these prefixes)."""
+    prompts = _read_json(folder / "config_sentence_transformers.json").get("prompts") or {}
+    return {str(k): str(v) for k, v in prompts.items() if isinstance(v, str) and v} if isinstance(prompts, dict) else {}
+
+
 def folder_max_seq_length(folder: Path) -> int:
     """Longest input in tokens: ``sentence_bert_config.json``, else the position embeddings, else 512."""
     cfg = _read_json(folder / "sentence_bert_config.json")
@@ -132,6 +142,7 @@ class STEmbedder:
         self.languages = languages
         self._models = MODELS if models is None else models
         self.max_seq_length = folder_max_seq_length(folder)
+        self.prompts = folder_prompts(folder)
         self._dim = folder_dim(folder)
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
