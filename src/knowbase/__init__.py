@@ -61,6 +61,10 @@ _EXPORTS = {
     "ReActAgent": "knowbase.agents.react",
     "FunctionCallingAgent": "knowbase.agents.functions",
     "AutonomousAgent": "knowbase.agents.autonomous",
+    # evaluation
+    "EvalRunner": "knowbase.evals.runner",
+    "EvalReport": "knowbase.evals.runner",
+    "load_testset": "knowbase.evals.datasets",
     # tracing
     "trace": "knowbase.tracing.context",
     "TraceStore": "knowbase.tracing.store",
