@@ -124,7 +124,7 @@ def run(ctx: click.Context, kb_name: str, testset: str, out: str, model: str | N
                 continue
             row = [name, format_value(metrics[name], m.unit)]
             if spread:
-                row.append(format_value(spread[name]["std"], m.unit))  # type: ignore[arg-type]
+                row.append(format_value(spread[name]["std"], m.unit))
             table.add_row(*row)
         _console().print(table)
         passed = sum(1 for r in report.records if r.get("passed"))

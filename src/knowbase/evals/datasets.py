@@ -189,7 +189,7 @@ def load_testset(path: str | Path) -> EvalSet:
         raise EvalSetError(f"{p}: cannot read test set as UTF-8: {exc}", path=str(p), line=None, field=None,
                            reason="unreadable") from exc
     if p.suffix.lower() == ".jsonl":
-        raw, top = _read_jsonl(text, str(p)), {}
+        raw, top = _read_jsonl(text, str(p)), dict[str, Any]()
     else:
         raw, top = _read_yaml(text, str(p))
     name = str(top.get("name") or p.stem)
@@ -401,5 +401,5 @@ def dump_items(items: Sequence[EvalItem], *, name: str | None = None, header: st
         body["name"] = name
     body["items"] = [i.to_dict() for i in items]
     comments = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return comments + yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=110)
+    return comments + str(yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=110))
 

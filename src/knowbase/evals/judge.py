@@ -82,12 +82,12 @@ class Judge:
         return self.model.spec
 
     def _ask(self, template: str, **values: str) -> JudgeScore:
-        from knowbase.output.structured import chat_structured
+        from knowbase.output.structured import Structured, chat_structured
         from knowbase.prompts.loader import load_template
 
         prompt = load_template(template).format(**values)
         try:
-            out = chat_structured(self.model, prompt, Verdict, max_attempts=self.max_attempts, temperature=0.0,
+            out: Structured[Verdict] = chat_structured(self.model, prompt, Verdict, max_attempts=self.max_attempts, temperature=0.0,
                                   max_tokens=160)
         except KnowbaseError as exc:
             return JudgeScore(None, f"unmeasured: {exc}", int(exc.detail.get("attempts", 0) or 0))

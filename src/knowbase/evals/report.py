@@ -83,7 +83,7 @@ def report_html(report: EvalReport, *, threshold_failures: Sequence[str] = ()) -
         cells = f'<td>{escape(name)}</td><td class="num">{escape(format_value(value, m.unit))}</td>'
         if spread:
             s = spread[name]
-            cells += "".join(f'<td class="num">{escape(format_value(s[key], m.unit))}</td>'  # type: ignore[arg-type]
+            cells += "".join(f'<td class="num">{escape(format_value(s[key], m.unit))}</td>'
                              for key in ("std", "min", "max"))
         table.append(f"<tr>{cells}<td>{escape(m.description)}</td></tr>")
     table.append("</table>")
