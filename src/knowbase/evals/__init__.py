@@ -20,6 +20,8 @@ _EXPORTS = {
     "compare_reports": "knowbase.evals.compare",
     "write_report": "knowbase.evals.report",
     "generate_questions": "knowbase.evals.generate",
+    "usage_stats": "knowbase.evals.monitoring",
+    "StatsRow": "knowbase.evals.monitoring",
 }
 
 __getattr__, __dir__ = lazy_exports("knowbase.evals", _EXPORTS, globals())

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.base import KnowledgeBase
     from knowbase.models.base import ChatModel
     from knowbase.tracing.pricing import Prices
+    from knowbase.tracing.store import TraceStore
 
 __all__ = ["EvalRunner", "EvalReport", "ProgressFn"]
 
@@ -174,6 +175,11 @@ class EvalRunner:
         self.prices = prices or Prices.from_settings(self.settings)
         self._text2sql: Any = None
         self._root: str | None = None
+        self._tracer: TraceStore | None = None
+        if self.settings.tracing:
+            from knowbase.tracing.store import TraceStore
+
+            self._tracer = TraceStore(self.settings.logs_path)
 
     # --- parts built on first use -------------------------------------------------------
     @property
@@ -262,13 +268,21 @@ class EvalRunner:
         record: Record = {"id": item.id, "kind": item.kind, "line": item.line, "prompt": item.prompt, "output": "",
                           "passed": None, "failures": [], "error": None, "latency_s": None, "prompt_tokens": None,
                           "completion_tokens": None, "cost": None, "scores": {}, "details": {}}
+        from knowbase.tracing.context import span
+
+        attrs = {"item": item.id, "item_kind": item.kind}
+        if self.kb is not None:
+            attrs["kb"] = self.kb.name
         try:
-            if item.kind == "kb":
-                self._run_kb(item, record)
-            elif item.kind == "sql":
-                self._run_sql(item, record)
-            else:
-                self._run_classification(item, record, labels)
+            # one trace per item: retrieval, answer and judge calls land under it in logs.db
+            with span("eval.item", kind="eval", store=self._tracer, **attrs) as sp:
+                record["details"]["trace_id"] = sp.trace_id
+                if item.kind == "kb":
+                    self._run_kb(item, record)
+                elif item.kind == "sql":
+                    self._run_sql(item, record)
+                else:
+                    self._run_classification(item, record, labels)
         except KnowbaseError as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a bug in the system under test must not lose the rest of the run
@@ -301,7 +315,6 @@ class EvalRunner:
         record["latency_s"] = round(time.perf_counter() - t0, 4)
         record["output"] = answer.text
         record["prompt_tokens"], record["completion_tokens"] = _usage_tokens(answer.usage)
-        details["trace_id"] = answer.trace_id
         details["passages"] = [self._display(p.chunk.path) for p in answer.passages]
         details["cited"] = [f"[{c.n}] {self._display(c.chunk.path)}" for c in answer.citations]
         scores["abstained"] = answer.abstained
@@ -373,7 +386,7 @@ class EvalRunner:
         result = t2s.ask(item.question)
         record["latency_s"] = round(time.perf_counter() - t0, 4)
         record["output"] = result.sql or ""
-        record["details"].update(trace_id=result.trace_id, rows=[[str(v) for v in r] for r in result.rows[:5]],
+        record["details"].update(rows=[[str(v) for v in r] for r in result.rows[:5]],
                                  expected_rows=[[str(v) for v in r] for r in expected[:5]], attempts=result.attempts)
         ordered = item.ordered if item.ordered is not None else bool(item.sql and has_order_by(item.sql))
         match = result.ok and result_rows_match(result.rows, expected, ordered=ordered)
