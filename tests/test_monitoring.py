@@ -17,7 +17,7 @@ from knowbase.config import Settings
 from knowbase.errors import UserError
 from knowbase.evals.monitoring import calls_csv, stats_html, usage_stats
 from knowbase.knowledge.base import KnowledgeBase
-from knowbase.models.base import ChatModel, ChatOptions, ChatResult, Message, Usage
+from knowbase.models.base import ChatOptions, ChatResult, Message, Usage
 from knowbase.tracing.pricing import Prices
 from knowbase.tracing.store import MAX_COMMENT_CHARS, TraceStore
 
