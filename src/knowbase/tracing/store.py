@@ -207,7 +207,8 @@ class TraceStore(SQLiteFile):
                  limit: int = 100_000) -> list[dict[str, Any]]:
         """Feedback rows (``id``, ``trace_id``, ``rating`` 1/-1, ``comment``, ``created``, ``source``),
         newest first."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if trace_id:
             where.append("trace_id = ?")
             args.append(trace_id)
