@@ -5,15 +5,21 @@
     knowbase finetune prepare --input old.jsonl --format completion --out ft-legacy/
     knowbase finetune validate ft/train.jsonl --model openai:gpt-4o-mini --price 3.0
     knowbase finetune convert data.jsonl alpaca.jsonl --to alpaca
+    knowbase finetune submit ft/train.jsonl --validation ft/validation.jsonl -m openai:gpt-4o-mini@https://api.openai.com/v1
+    knowbase finetune status ftjob-abc -m openai:gpt-4o-mini     (also: events, cancel)
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from knowbase.cli.main import settings_from
+
+if TYPE_CHECKING:  # pragma: no cover
+    from knowbase.finetune.remote import FineTuningClient
 
 _FORMATS = ["openai", "completion", "alpaca", "sharegpt"]
 
@@ -143,3 +149,104 @@ def prepare(ctx: click.Context, from_feedback: bool, since: str | None, eval_set
         _print_report(result.report, as_json=False)
     if result.report is not None and not result.report.ok:
         ctx.exit(1)
+
+
+def _client(ctx: click.Context, model: str) -> tuple[FineTuningClient, str]:
+    from knowbase.finetune.remote import FineTuningClient
+
+    settings = settings_from(ctx)
+    return FineTuningClient.from_model_string(model, api_key=settings.api_key)
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    parts = [str(job.get("id")), str(job.get("status")), f"model {job.get('model')}"]
+    if job.get("fine_tuned_model"):
+        parts.append(f"-> {job['fine_tuned_model']}")
+    if job.get("trained_tokens"):
+        parts.append(f"{job['trained_tokens']} trained tokens")
+    if job.get("error") and isinstance(job["error"], dict) and job["error"].get("message"):
+        parts.append(f"error: {job['error']['message']}")
+    return " · ".join(parts)
+
+
+_MODEL_OPT = click.option("--model", "-m", "model", required=True,
+                          help="openai:MODEL@URL; MODEL is the base model, or a fine-tuned one to continue.")
+
+
+@finetune.command("submit")
+@click.argument("train", type=click.Path(exists=True, dir_okay=False))
+@click.option("--validation", "validation", type=click.Path(exists=True, dir_okay=False), default=None)
+@_MODEL_OPT
+@click.option("--suffix", default=None, help="Added to the fine-tuned model's name.")
+@click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Default: the provider's choice.")
+@click.option("--force", is_flag=True, help="Upload even when validation finds errors.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def submit(ctx: click.Context, train: str, validation: str | None, model: str, suffix: str | None,
+           epochs: int | None, force: bool, as_json: bool) -> None:
+    """Validate TRAIN, upload it (and --validation) and start a fine-tuning job."""
+    from knowbase.errors import UserError
+    from knowbase.finetune.validate import validate_file
+
+    for path in filter(None, (train, validation)):
+        report = validate_file(path, fmt="openai", model=model)
+        if not report.ok and not force:
+            raise UserError(f"{path}: {len(report.errors)} validation error(s), first: {report.errors[0]} "
+                            "(knowbase finetune validate shows them all; --force uploads anyway)", path=path)
+    client, name = _client(ctx, model)
+    with client:
+        train_file = client.upload(train)
+        val_file = client.upload(validation) if validation else None
+        job = client.create_job(name, str(train_file["id"]), validation_file=str(val_file["id"]) if val_file else None,
+                                suffix=suffix, epochs=epochs)
+    if as_json:
+        click.echo(json.dumps(job, indent=2))
+    else:
+        click.echo(f"uploaded {train} as {train_file['id']}" + (f", {validation} as {val_file['id']}" if val_file else ""))
+        click.echo(f"job {_job_line(job)}")
+
+
+@finetune.command("status")
+@click.argument("job_id")
+@_MODEL_OPT
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status(ctx: click.Context, job_id: str, model: str, as_json: bool) -> None:
+    """Show a fine-tuning job."""
+    client, _ = _client(ctx, model)
+    with client:
+        job = client.job(job_id)
+    click.echo(json.dumps(job, indent=2) if as_json else _job_line(job))
+
+
+@finetune.command("events")
+@click.argument("job_id")
+@_MODEL_OPT
+@click.option("-n", "limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def events(ctx: click.Context, job_id: str, model: str, limit: int, as_json: bool) -> None:
+    """Show a job's events, oldest first."""
+    import datetime as dt
+
+    client, _ = _client(ctx, model)
+    with client:
+        items = client.events(job_id, limit=limit)
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    for e in reversed(items):
+        when = dt.datetime.fromtimestamp(e["created_at"]).strftime("%Y-%m-%d %H:%M:%S") if e.get("created_at") else "-"
+        click.echo(f"{when}  {e.get('level', 'info'):5}  {e.get('message', '')}")
+
+
+@finetune.command("cancel")
+@click.argument("job_id")
+@_MODEL_OPT
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str, model: str) -> None:
+    """Cancel a fine-tuning job."""
+    client, _ = _client(ctx, model)
+    with client:
+        job = client.cancel(job_id)
+    click.echo(f"job {_job_line(job)}")
