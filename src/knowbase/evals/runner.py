@@ -276,7 +276,8 @@ class EvalRunner:
         try:
             # one trace per item: retrieval, answer and judge calls land under it in logs.db
             with span("eval.item", kind="eval", store=self._tracer, **attrs) as sp:
-                record["details"]["trace_id"] = sp.trace_id
+                if self._tracer is not None:
+                    record["details"]["trace_id"] = sp.trace_id  # knowbase logs --trace ID shows every call
                 if item.kind == "kb":
                     self._run_kb(item, record)
                 elif item.kind == "sql":
