@@ -301,6 +301,8 @@ def test_compare_reports_pairs_items_and_bootstraps() -> None:
     assert [i["change"] for i in cmp.items[:30]] == ["fixed"] * 30
     with pytest.raises(UserError, match="no item id in common"):
         compare_reports(a, EvalReport(name="x", runs=[[]]))
+    with pytest.raises(UserError, match="lacks 'id'"):
+        EvalReport.from_dict({"name": "x", "runs": [[{"id": "q1"}]]})
 
 
 def test_reports_are_self_contained_and_escaped(tmp_path: Path) -> None:

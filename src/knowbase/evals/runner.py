@@ -110,6 +110,11 @@ class EvalReport:
         """
         if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or "name" not in data:
             raise UserError("not a knowbase evaluation report (no 'name' and 'runs')")
+        for run in data["runs"]:
+            if not isinstance(run, list) or not all(
+                    isinstance(r, dict) and "id" in r and "kind" in r and isinstance(r.get("scores"), dict)
+                    and isinstance(r.get("details", {}), dict) for r in run):
+                raise UserError("not a knowbase evaluation report (a record lacks 'id', 'kind' or 'scores')")
         return cls(name=str(data["name"]), runs=data["runs"], config=dict(data.get("config") or {}),
                    created=float(data.get("created") or 0.0))
 
