@@ -64,6 +64,10 @@ _EXPORTS = {
     # runtime checks
     "run_checks": "knowbase.doctor",
     "DoctorReport": "knowbase.doctor",
+    # evaluation
+    "EvalRunner": "knowbase.evals.runner",
+    "EvalReport": "knowbase.evals.runner",
+    "load_testset": "knowbase.evals.datasets",
     # tracing
     "trace": "knowbase.tracing.context",
     "TraceStore": "knowbase.tracing.store",

@@ -6,6 +6,9 @@
     knowbase logs --trace 3f2a...     every span and call of one operation, as a tree
     knowbase logs --totals            per model: calls, tokens, mean and p95 latency
     knowbase logs show 3f2a           one call whole (an id prefix is enough)
+    knowbase logs stats --since 7d --by day --html usage.html   monitoring figures, with charts
+    knowbase logs export calls.csv    every call as CSV
+    knowbase logs feedback 3f2a... down -c "wrong version"     feedback on an answer
 """
 
 from __future__ import annotations
@@ -256,3 +259,78 @@ def show(ctx: click.Context, call_id: str, as_json: bool) -> None:
         click.echo("\n--- tool calls ---")
         for tc in data["tool_calls"]:
             click.echo(f"{tc['name']} {json.dumps(tc['arguments'], ensure_ascii=False)}")
+
+
+@logs.command("stats")
+@click.option("--since", help="Only since then: 30m, 1h, 7d, 1w or an ISO date (default: everything).")
+@click.option("--by", "by", type=click.Choice(["model", "kb", "day"]), default="model", show_default=True,
+              help="Group by model string, knowledge base or day.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML page with charts.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also export the calls as CSV.")
+@click.pass_context
+def stats(ctx: click.Context, since: str | None, by: str, as_json: bool, html_path: str | None,
+          csv_path: str | None) -> None:
+    """Calls, errors, latency p50/p95, tokens, cost, abstention rate and feedback, per group."""
+    from pathlib import Path
+
+    from knowbase.evals.monitoring import calls_csv, stats_html, usage_stats
+    from knowbase.tracing.pricing import Prices
+
+    settings = settings_from(ctx)
+    store = _store(ctx)
+    since_ts = parse_since(since) if since else None
+    rows = usage_stats(store, since=since_ts, by=by, prices=Prices.from_settings(settings))
+    if html_path:
+        Path(html_path).write_text(stats_html(rows, by=by), encoding="utf-8")
+    if csv_path:
+        Path(csv_path).write_text(calls_csv(store, since=since_ts), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(f"no calls recorded (logs: {store.path})")
+        return
+    from rich.table import Table
+
+    def num(v: float | None, fmt: str = "{:.0f}") -> str:
+        return "-" if v is None else fmt.format(v)
+
+    table = Table(box=None, pad_edge=False)
+    for col in (by, "calls", "errors", "p50 ms", "p95 ms", "tokens in", "tokens out", "cost $", "asks",
+                "abstained", "👍", "👎"):
+        table.add_column(col, justify="left" if col == by else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(r.group, str(r.calls), str(r.errors), num(r.latency_p50_ms), num(r.latency_p95_ms),
+                      str(r.prompt_tokens), str(r.completion_tokens), num(r.cost_usd, "{:.4f}"), str(r.asks),
+                      num(r.abstention_rate, "{:.0%}"), str(r.feedback_up), str(r.feedback_down))
+    _console().print(table)
+
+
+@logs.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--since", help="Only calls since then: 30m, 1h, 7d, 1w or an ISO date.")
+@click.pass_context
+def export(ctx: click.Context, path: str, since: str | None) -> None:
+    """Write every call (no message text) as CSV to PATH ('-' for standard output)."""
+    from pathlib import Path
+
+    from knowbase.evals.monitoring import calls_csv
+
+    text = calls_csv(_store(ctx), since=parse_since(since) if since else None)
+    if path == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+        click.echo(f"{text.count(chr(10)) - 1} calls written to {path}")
+
+
+@logs.command("feedback")
+@click.argument("trace_id")
+@click.argument("rating", type=click.Choice(["up", "down"]))
+@click.option("--comment", "-c", default=None, help="What was good or wrong.")
+@click.pass_context
+def feedback(ctx: click.Context, trace_id: str, rating: str, comment: str | None) -> None:
+    """Record feedback (up or down) on the answer of trace TRACE_ID (printed by `knowbase ask`)."""
+    fid = _store(ctx).add_feedback(trace_id, rating, comment=comment, source="cli")
+    click.echo(f"feedback {fid} recorded on trace {trace_id}")

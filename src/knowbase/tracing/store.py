@@ -8,6 +8,7 @@ half-written record. Reads for ``knowbase logs`` live here too.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX spans_trace ON spans(trace_id);
     """),
+    ("m003_feedback", """
+        CREATE TABLE feedback (
+            id TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            rating INTEGER NOT NULL,         -- 1 up, -1 down
+            comment TEXT,
+            created REAL NOT NULL,           -- Unix seconds
+            source TEXT                      -- who or what gave it (cli, api, a user id...)
+        );
+        CREATE INDEX feedback_trace ON feedback(trace_id);
+        CREATE INDEX feedback_created ON feedback(created);
+    """),
+    ("m004_spans_started", """
+        CREATE INDEX spans_started ON spans(started);
+    """),
 ]
+
+MAX_COMMENT_CHARS = 4000
+"""Longest feedback comment kept (characters); longer ones are refused."""
+_RATINGS = {"up": 1, "down": -1, "+1": 1, "-1": -1, "1": 1, "👍": 1, "👎": -1}
 
 
 def _messages_json(messages: Sequence[Message]) -> str:
@@ -140,7 +160,102 @@ class TraceStore(SQLiteFile):
             "attributes": json.dumps(sp.attributes, ensure_ascii=False, default=str) if sp.attributes else None,
         })
 
+    def add_feedback(self, trace_id: str, rating: str | int, *, comment: str | None = None,
+                     source: str | None = None, created: float | None = None) -> str:
+        """Store a thumbs-up or thumbs-down (and an optional comment) on a recorded trace.
+
+        Args:
+            trace_id: the trace of the answer (``Answer.trace_id``); it must be in this log.
+            rating: ``"up"``/``"down"``, ``1``/``-1``.
+            comment: free text, at most :data:`MAX_COMMENT_CHARS` characters.
+            source: who gave it (``cli``, a user id...).
+            created: Unix seconds (default now).
+
+        Returns:
+            The feedback id.
+
+        Raises:
+            UserError: an unknown rating, a comment too long, or no such trace.
+        """
+        from knowbase.errors import UserError
+
+        value = rating if isinstance(rating, int) and not isinstance(rating, bool) else _RATINGS.get(
+            str(rating).strip().lower())
+        if value not in (1, -1):
+            raise UserError(f"feedback rating must be 'up' or 'down', got {rating!r}", field="rating")
+        if comment is not None and len(comment) > MAX_COMMENT_CHARS:
+            raise UserError(f"feedback comment is {len(comment)} characters, over {MAX_COMMENT_CHARS}",
+                            field="comment")
+        if not self.has_trace(trace_id):
+            raise UserError(f"no trace {trace_id!r} in {self.path}", trace_id=trace_id)
+        fid = new_id()
+        self.write_rows([("feedback", {"id": fid, "trace_id": trace_id, "rating": value, "comment": comment,
+                                       "created": time.time() if created is None else created, "source": source})])
+        return fid
+
+    def has_trace(self, trace_id: str) -> bool:
+        """True when a call or span of ``trace_id`` is recorded."""
+        if not self.path.exists():
+            return False
+        with self.lock:
+            return self.conn.execute(
+                "SELECT 1 FROM calls WHERE trace_id = ? UNION ALL SELECT 1 FROM spans WHERE trace_id = ? LIMIT 1",
+                (trace_id, trace_id)).fetchone() is not None
+
     # --- reading ---------------------------------------------------------------------
+    def feedback(self, *, trace_id: str | None = None, since: float | None = None,
+                 limit: int = 100_000) -> list[dict[str, Any]]:
+        """Feedback rows (``id``, ``trace_id``, ``rating`` 1/-1, ``comment``, ``created``, ``source``),
+        newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if trace_id:
+            where.append("trace_id = ?")
+            args.append(trace_id)
+        if since:
+            where.append("created >= ?")
+            args.append(since)
+        sql = "SELECT * FROM feedback" + (" WHERE " + " AND ".join(where) if where else "")
+        return self._rows(sql + " ORDER BY created DESC LIMIT ?", [*args, limit])
+
+    def call_rows(self, *, since: float | None = None, until: float | None = None,
+                  columns: Sequence[str] = ("id", "trace_id", "kind", "started", "model", "prompt_tokens",
+                                            "completion_tokens", "latency_ms", "error", "cached",
+                                            "finish_reason")) -> list[dict[str, Any]]:
+        """Calls oldest first with only ``columns`` (no message text), for statistics and export.
+
+        Raises:
+            ValueError: a column that is not in the ``calls`` table.
+        """
+        known = {"id", "trace_id", "span_id", "kind", "started", "model", "messages", "options", "output",
+                 "tool_calls", "finish_reason", "prompt_tokens", "completion_tokens", "latency_ms", "error", "cached"}
+        bad = [c for c in columns if c not in known]
+        if bad:
+            raise ValueError(f"unknown calls column(s): {bad}")
+        where, args = [], []
+        if since:
+            where.append("started >= ?")
+            args.append(since)
+        if until:
+            where.append("started < ?")
+            args.append(until)
+        sql = f"SELECT {', '.join(columns)} FROM calls" + (" WHERE " + " AND ".join(where) if where else "")
+        return self._rows(sql + " ORDER BY started", args)
+
+    def span_rows(self, names: Sequence[str], *, since: float | None = None) -> list[dict[str, Any]]:
+        """Spans with one of ``names`` (``trace_id``, ``name``, ``started``, ``status``, ``attributes``
+        decoded from JSON), oldest first."""
+        marks = ",".join("?" * len(names))
+        where = f"name IN ({marks})" + (" AND started >= ?" if since else "")
+        rows = self._rows(f"SELECT trace_id, name, started, status, attributes FROM spans WHERE {where} "
+                          "ORDER BY started", [*names, *([since] if since else [])])
+        for r in rows:
+            try:
+                r["attributes"] = json.loads(r["attributes"]) if r["attributes"] else {}
+            except ValueError:
+                r["attributes"] = {}
+        return rows
+
     def calls(self, *, limit: int = 20, model: str | None = None, trace_id: str | None = None,
               since: float | None = None) -> list[dict[str, Any]]:
         """Recent calls, newest first, as dicts of the ``calls`` columns."""
