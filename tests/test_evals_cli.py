@@ -89,7 +89,7 @@ def test_judge_and_compare(sample_kb: Path, tmp_path: Path) -> None:
     answer = "fake:The default maxSurge of a Deployment rolling update is 25% [1]."
     judge = 'fake:{"verdict": "yes", "reason": "stated in passage 1"}'
     code, stdout, _ = run("--no-trace", "eval", str(sample_kb), str(tset), "--out", str(tmp_path / "b"),
-                          "--model", answer, "--judge", judge, "--json")
+                          "--model", answer, "--judge", judge, "--json", "--no-verify")
     b = json.loads(stdout)["metrics"]
     assert b["faithfulness"] == 1.0 and b["answer_correctness"] == 1.0 and b["key_fact_coverage"] == 1.0
     code_a, _, _ = run("--no-trace", "eval", str(sample_kb), str(tset), "--out", str(tmp_path / "a"),

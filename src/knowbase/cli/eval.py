@@ -65,9 +65,11 @@ def _console() -> Any:
               help="Exit 1 when a metric is below its threshold: recall@5=0.9,key_fact_coverage=0.8 "
                    "(for latency/cost metrics the value is a ceiling).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--no-verify", is_flag=True, help="Score the model's answers as written (no claim checking).")
 @click.pass_context
 def run(ctx: click.Context, kb_name: str, testset: str, out: str, model: str | None, k: int, extractive: bool,
-        mode: str, db: str | None, judge: str | None, repeat: int, fail_under: str | None, as_json: bool) -> None:
+        mode: str, db: str | None, judge: str | None, repeat: int, fail_under: str | None, as_json: bool,
+        no_verify: bool) -> None:
     """Run TESTSET (YAML or JSONL) against knowledge base KB ('-' for none) and write reports."""
     from knowbase.evals.datasets import load_testset
     from knowbase.evals.report import format_value, write_report
@@ -95,7 +97,7 @@ def run(ctx: click.Context, kb_name: str, testset: str, out: str, model: str | N
 
             judge_obj = Judge.from_spec(judge, settings=settings)
         runner = EvalRunner(kb=base, db=db, model=model, k=k, extractive=extractive, mode=mode, judge=judge_obj,
-                            settings=settings)
+                            settings=settings, verify=not no_verify)
         runner.check(tset)
         report = _run_with_progress(runner, tset, repeat)
     finally:

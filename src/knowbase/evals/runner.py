@@ -158,13 +158,16 @@ class EvalRunner:
             embedding similarity).
         mode: retrieval mode (``hybrid``, ``bm25``, ``dense``).
         judge: an optional :class:`~knowbase.evals.judge.Judge`.
+        verify: check answers' sentences against their cited passages (``KnowledgeBase.ask``'s
+            claim checking); False measures the model's answers as written.
         prices: token prices for the cost per item (default: from the settings).
         settings: default :meth:`Settings.load`.
     """
 
     def __init__(self, *, kb: KnowledgeBase | None = None, db: str | Path | None = None,
                  model: str | ChatModel | None = None, k: int = 4, extractive: bool = False, mode: str = "hybrid",
-                 judge: Judge | None = None, prices: Prices | None = None, settings: Settings | None = None) -> None:
+                 judge: Judge | None = None, prices: Prices | None = None, settings: Settings | None = None,
+                 verify: bool = True) -> None:
         from knowbase.config import Settings
         from knowbase.tracing.pricing import Prices
 
@@ -177,6 +180,7 @@ class EvalRunner:
         self.extractive = extractive
         self.mode = mode
         self.judge = judge
+        self.verify = verify
         self.prices = prices or Prices.from_settings(self.settings)
         self._text2sql: Any = None
         self._root: str | None = None
@@ -264,7 +268,7 @@ class EvalRunner:
             runs.append(records)
         config = {"testset": testset.path, "kb": self.kb.name if self.kb is not None else None,
                   "db": str(self.db) if self.db is not None else None, "model": self.model_spec, "k": self.k,
-                  "mode": self.mode, "extractive": self.extractive, "repeat": repeat,
+                  "mode": self.mode, "extractive": self.extractive, "verify": self.verify, "repeat": repeat,
                   "judge": self.judge.spec if self.judge is not None else None, "items": len(testset)}
         return EvalReport(name=testset.name, runs=runs, config=config)
 
@@ -317,7 +321,8 @@ class EvalRunner:
             scores.update(retrieval_scores(paths, item.expected_sources))
         t0 = time.perf_counter()
         model = None if self.extractive else self.model
-        answer = self.kb.ask(item.question, model=model, k=self.k, extractive=self.extractive, mode=self.mode)
+        answer = self.kb.ask(item.question, model=model, k=self.k, extractive=self.extractive, mode=self.mode,
+                             verify=self.verify)
         record["latency_s"] = round(time.perf_counter() - t0, 4)
         record["output"] = answer.text
         record["prompt_tokens"], record["completion_tokens"] = _usage_tokens(answer.usage)
