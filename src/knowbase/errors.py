@@ -81,6 +81,11 @@ class ModelTimeoutError(RuntimeFailure):
 class ModelHTTPError(RuntimeFailure):
     """The endpoint answered with an HTTP error (``status``, ``body``, ``retry_after`` seconds)."""
 
+    status: int
+    body: str
+    url: str
+    retry_after: float | None
+
 
 class AuthenticationError(ModelHTTPError):
     """HTTP 401/403: the API key is missing or wrong."""
@@ -105,6 +110,8 @@ class OutputParseError(UserError):
 
 class SafetyError(UserError):
     """An operation was refused by a guard (disallowed host, unsafe expression, write SQL...)."""
+
+    reason: str
 
 
 class FetchError(RuntimeFailure):

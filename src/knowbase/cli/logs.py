@@ -164,7 +164,7 @@ def trace_tree(spans: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list
     A call hangs under the span it was made in (``span_id``); a span under its parent;
     anything whose parent is not in the trace becomes a root.
     """
-    nodes = {s["id"]: {"type": "span", "row": s, "children": []} for s in spans}
+    nodes: dict[str, dict[str, Any]] = {s["id"]: {"type": "span", "row": s, "children": []} for s in spans}
     roots: list[dict[str, Any]] = []
     for s in spans:
         parent = nodes.get(s["parent_id"] or "")

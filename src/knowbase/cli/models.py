@@ -24,10 +24,11 @@ _BACKEND_NOTES: dict[str, tuple[str | None, str]] = {
 def _size(n: int | None) -> str:
     if not n:
         return "-"
+    value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
     return "-"  # pragma: no cover
 
 

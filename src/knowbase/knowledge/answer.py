@@ -342,7 +342,8 @@ class AbstainPolicy:
         if unknown:
             raise ValueError(f"unknown abstention setting(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(self.FIELDS)}")
-        return replace(self, **{k: None if v is None else _policy_value(k, v) for k, v in changes.items()})
+        values: dict[str, Any] = {k: None if v is None else _policy_value(k, v) for k, v in changes.items()}
+        return replace(self, **values)
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> AbstainPolicy:
@@ -514,7 +515,7 @@ class Answerer:
             abstain_now = not hits or not supported
             yield AskEvent("sources", tuple(hits), extract[0], abstained=abstain_now)
             root.set(passages=len(hits), coverage=round(best_cov, 3), unknown_terms=unknown, language=lang)
-            base = dict(question=question, passages=tuple(hits), language=lang, trace_id=root.trace_id)
+            base: dict[str, Any] = dict(question=question, passages=tuple(hits), language=lang, trace_id=root.trace_id)
             if abstain_now:
                 timings["total"] = time.perf_counter() - t0
                 root.set(abstained=True)

@@ -18,6 +18,7 @@ the file; opening it with another embedder raises :class:`EmbedderMismatchError`
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import threading
@@ -32,7 +33,7 @@ from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent
 from knowbase.knowledge.ingest import Ingestor, IngestReport, ProgressFn, add_texts
 from knowbase.knowledge.retriever import Retriever, SearchFilter, Weights
 from knowbase.knowledge.store import CheckReport, DocumentRow, KBStore
-from knowbase.knowledge.types import Answer, ScoredChunk
+from knowbase.knowledge.types import Answer, Chunk, ScoredChunk
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.rerank import Reranker
@@ -291,7 +292,7 @@ class KnowledgeBase:
         return report
 
     def add_texts(self, texts: Sequence[str], *, metadatas: Sequence[dict] | None = None,
-                  source: str = "memory") -> list[int]:
+                  source: str = "memory") -> builtins.list[int]:
         """Store texts directly (vector memory for agents). Returns one document id per text."""
         ingestor = Ingestor(self.store, self.embedder())
         return add_texts(self.store, ingestor.embedder, texts, metadatas=metadatas, source=source,
@@ -319,7 +320,7 @@ class KnowledgeBase:
 
     # --- reading ---------------------------------------------------------------------
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filter: SearchFilter | dict | str | None = None,
-               weights: Weights | None = None, reranker: Reranker | None = None) -> list[ScoredChunk]:
+               weights: Weights | None = None, reranker: Reranker | None = None) -> builtins.list[ScoredChunk]:
         """The ``k`` best chunks for ``query`` (see :meth:`Retriever.search`)."""
         return self.retriever.search(query, k=k, mode=mode, filter=filter, weights=weights, reranker=reranker)
 
@@ -367,11 +368,11 @@ class KnowledgeBase:
 
         return TraceStore(self.settings.logs_path)
 
-    def documents(self) -> list[DocumentRow]:
+    def documents(self) -> builtins.list[DocumentRow]:
         """Every document, by path."""
         return self.store.documents()
 
-    def chunks(self, doc: str | int) -> list:
+    def chunks(self, doc: str | int) -> builtins.list[Chunk]:
         """The chunks of one document, in order."""
         return self.store.document_chunks(self._find(doc).id)
 

@@ -225,4 +225,6 @@ class MemoryStore:
                            "FROM sessions s WHERE s.id = ?", (session_id,))
         if not rows:
             return None
-        return SessionInfo(*rows[0], entities=self.entities(session_id))
+        sid, memory_type, created, updated, turns, summary, folded = rows[0]
+        return SessionInfo(sid, memory_type, created, updated, turns, summary, folded,
+                           entities=self.entities(session_id))

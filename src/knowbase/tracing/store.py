@@ -144,7 +144,8 @@ class TraceStore(SQLiteFile):
     def calls(self, *, limit: int = 20, model: str | None = None, trace_id: str | None = None,
               since: float | None = None) -> list[dict[str, Any]]:
         """Recent calls, newest first, as dicts of the ``calls`` columns."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if model:
             where.append("model LIKE ?")
             args.append(f"%{model}%")
