@@ -143,5 +143,15 @@ class EmbedderMismatchError(UserError):
     (``expected`` and ``actual`` model strings, ``path``)."""
 
 
+class NotAKnowbaseFileError(UserError):
+    """A path names a file that is not the knowbase file an operation expects (``path``,
+    ``expected`` such as ``"knowledge base"``, ``reason``). Raised before anything is
+    changed or deleted: knowbase never migrates, writes or deletes a file it did not make."""
+
+    path: str
+    expected: str
+    reason: str
+
+
 class StoreError(RuntimeFailure):
     """A store (knowledge base, trace log, memory) is damaged or cannot be opened (``path``)."""

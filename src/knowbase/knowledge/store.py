@@ -49,11 +49,14 @@ import numpy as np
 
 from knowbase.errors import StoreError, UserError
 from knowbase.knowledge.types import Chunk
+from knowbase.storage import require_knowbase_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.index import SearchIndex
 
 TOKENIZER_VERSION = "bm25s-en-snowball+jieba/1"
+#: Tables every knowledge-base file holds (with ``m001_core`` in ``_migrations``).
+KB_TABLES = ("meta", "documents", "chunks")
 PAGE_SIZE = 8192  # bytes, for new files (SQLite's default is 4096)
 
 
@@ -195,6 +198,9 @@ class KBStore:
         self._index_lock = threading.Lock()
         if not create and not self.path.exists():
             raise StoreError(f"knowledge base file not found: {self.path}", path=str(self.path))
+        # another program's database is never migrated into a knowledge base
+        require_knowbase_file(self.path, expected="knowledge base", migration=MIGRATIONS[0][0], tables=KB_TABLES,
+                              allow_new=True)
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,7 @@ class MemoryStore:
             self.conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             migrate(self.conn, MIGRATIONS)
         else:
-            self.conn = connect(self.path, MIGRATIONS)
+            self.conn = connect(self.path, MIGRATIONS, expected="memory store")
         self.conn.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:

@@ -71,6 +71,7 @@ class TraceStore(SQLiteFile):
     """
 
     MIGRATIONS = MIGRATIONS
+    KIND = "trace log"
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
         """Write a row now, or buffer it on the open trace (written when the trace ends)."""
