@@ -91,7 +91,8 @@ def _console() -> Any:
 def _store(ctx: click.Context) -> Any:
     from knowbase.tracing.store import TraceStore
 
-    return TraceStore(settings_from(ctx).logs_path)
+    settings = settings_from(ctx)
+    return TraceStore(settings.logs_path, secrets=settings.secrets())
 
 
 @click.group(invoke_without_command=True)

@@ -78,9 +78,21 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Any:
     return Settings.load(obj.get("home"), **overrides)
 
 
+def _known_secrets() -> tuple[str, ...]:
+    """The configured secrets (API key...), for redacting an error line; none if the settings cannot load."""
+    from knowbase.config import Settings
+    from knowbase.errors import KnowbaseError
+
+    try:
+        return Settings.load().secrets()
+    except KnowbaseError:
+        return ()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``knowbase`` script."""
     from knowbase.errors import KnowbaseError
+    from knowbase.redaction import redact
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -98,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     except KnowbaseError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

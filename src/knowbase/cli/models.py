@@ -59,8 +59,8 @@ def describe(settings: Any) -> dict[str, Any]:
         if entry.backend == "sentence-transformers":
             models += onnx_rows(entry, info, embed_default, settings)
     return {
-        "default_chat_model": settings.chat_model,
-        "default_embedder": settings.embedder,
+        "default_chat_model": settings.to_dict()["chat_model"],  # a URL may carry credentials
+        "default_embedder": settings.to_dict()["embedder"],
         "models_dir": str(settings.models_dir),
         "backends": backend_rows(CHAT_GROUP, "chat") + backend_rows(EMBED_GROUP, "embedding"),
         "models": models,

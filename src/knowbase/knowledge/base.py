@@ -390,7 +390,7 @@ class KnowledgeBase:
             return None
         from knowbase.tracing.store import TraceStore
 
-        return TraceStore(self.settings.logs_path)
+        return TraceStore(self.settings.logs_path, secrets=self.settings.secrets())
 
     def documents(self) -> builtins.list[DocumentRow]:
         """Every document, by path."""
