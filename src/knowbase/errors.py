@@ -24,7 +24,12 @@ class KnowbaseError(Exception):
         message: one line for a person.
         **detail: structured fields (for example ``path=``, ``status=``); exposed as
             attributes and in :attr:`detail`.
+
+    Attributes:
+        exit_code: the CLI's exit status for this error (1; 2 for a usage error).
     """
+
+    exit_code: int = 1
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -102,6 +107,13 @@ class ModelResponseError(RuntimeFailure):
 # --- input data -----------------------------------------------------------------------
 class InputFileError(UserError):
     """A file could not be read or parsed (``path``, ``reason``)."""
+
+
+class EmptyQueryError(UserError, ValueError):
+    """A search query or question has no letter or digit (empty, whitespace or punctuation
+    only): nothing to search for (``field``). A usage error: the CLI exits 2."""
+
+    exit_code = 2
 
 
 class OutputParseError(UserError):

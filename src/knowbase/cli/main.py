@@ -2,8 +2,8 @@
 
 Each command group lives in its own module and imports only click at module level;
 heavy libraries (torch, llama.cpp, sentence-transformers) load inside the commands.
-A :class:`~knowbase.errors.KnowbaseError` becomes one line on stderr and exit status 1
-(``--debug`` shows the traceback instead).
+A :class:`~knowbase.errors.KnowbaseError` becomes one line on stderr and its ``exit_code``
+(1; 2 for usage errors such as an empty query; ``--debug`` shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         click.echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

@@ -488,11 +488,14 @@ class Answerer:
         :attr:`Answer.usage` the model call's tokens.
 
         Raises:
+            EmptyQueryError: ``question`` has no letter or digit (no search, no model call).
             KnowbaseError: the model or the store failed.
         """
         from knowbase.knowledge.language import detect_language
+        from knowbase.knowledge.query import check_query
         from knowbase.tracing.context import span
 
+        check_query(question, field="question")
         t0 = time.perf_counter()
         lang = detect_language(question)
         preload = None
