@@ -179,6 +179,15 @@ class MemoryStore:
             raise StoreError(f"cannot save turn in {self.path or ':memory:'}: {exc}", path=str(self.path)) from exc
         return int(n)
 
+    def set_summary(self, session_id: str, summary: str, folded: int) -> None:
+        """Replace the running summary and the number of turns it covers (no new turn)."""
+        try:
+            with self._tx() as conn:
+                conn.execute("UPDATE sessions SET summary = ?, folded = ?, updated = ? WHERE id = ?",
+                             (summary, folded, time.time(), session_id))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot save summary in {self.path or ':memory:'}: {exc}", path=str(self.path)) from exc
+
     def delete(self, session_id: str) -> bool:
         """Delete a session with its turns and notes; returns False when there was none."""
         with self._tx() as conn:
