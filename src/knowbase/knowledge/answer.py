@@ -99,7 +99,7 @@ def support_signals(q_tokens: Sequence[str], hits: Sequence[ScoredChunk],
     """
     topic = topic_tokens(q_tokens)
     cjk = _any_cjk(topic)  # an all-Latin question needs no Chinese segmentation
-    best = max((coverage(topic, set(tokenize(h.chunk.text, cjk=cjk)), idf) for h in hits), default=0.0)
+    best = max((coverage(topic, set(tokenize(h.chunk.text, cjk=cjk, search=True)), idf) for h in hits), default=0.0)
     cos = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     return best, cos
 
@@ -172,7 +172,7 @@ def with_known_parts(q_tokens: Sequence[str], doc_freqs: dict[str, int],
 def _overlap(sentence: str, terms: set[str], idf: dict[str, float], cjk: bool) -> float:
     """IDF weight of ``terms`` found in ``sentence``; ``cjk`` False: the terms are all Latin,
     so the sentence's Chinese parts need no segmenting (see :func:`tokenize`)."""
-    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence, cjk=cjk)) & terms)
+    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence, cjk=cjk, search=True)) & terms)
 
 
 def _any_cjk(terms: Iterable[str]) -> bool:
@@ -229,7 +229,7 @@ def attribute(words: Sequence[str], hits: Sequence[ScoredChunk], idf: dict[str, 
     """
     if not words:
         return None
-    scores = [coverage(words, set(tokenize(h.chunk.text)), idf) for h in hits]
+    scores = [coverage(words, set(tokenize(h.chunk.text, search=True)), idf) for h in hits]
     best = max(range(len(scores)), key=scores.__getitem__, default=None)
     return best + 1 if best is not None and scores[best] >= MIN_ATTRIBUTION else None
 
