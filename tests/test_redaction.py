@@ -164,3 +164,17 @@ def test_cli_error_line_and_logs_never_show_the_key(knowbase_home: Path, monkeyp
     out = capsys.readouterr().out
     assert json.loads(out)[0]["error"] == f"old error with {REDACTED}"
     _assert_clean(out, PLAIN_KEY)
+
+
+def test_redact_is_linear_on_hostile_text() -> None:
+    """Inputs that make a naive pattern quadratic (long runs, many unclosed quotes, many
+    scheme-like prefixes), 0.6-1 MB each, in a child process with a time limit: a quadratic
+    pattern would take hours, linear ones take about a second on 2 shared cores."""
+    import subprocess
+    import sys
+
+    code = ("from knowbase.redaction import redact\n"
+            "for s in ['a' * 1_000_000, 'x-' * 300_000 + 'token', 'token=\"' * 100_000, 'a://' * 200_000,\n"
+            "          'x://a:' * 100_000, 'sk-' * 300_000, 'Bearer ' * 100_000, '\"password\": \"' * 60_000]:\n"
+            "    assert len(redact(s)) > 0\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
