@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from knowbase.errors import ConfigError
+from knowbase.redaction import REDACTED, is_secret_name, redact, redact_value
 
 DEFAULT_CHAT_MODEL = "llamacpp:qwen2.5-coder-1.5b"
 DEFAULT_EMBEDDER = "onnx:all-minilm-l6-v2"  # int8 MiniLM; see knowbase.models.onnx_embedder
@@ -112,6 +113,31 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed."""
         return replace(self, **changes)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values these settings hold: ``api_key`` and any ``extra`` string whose
+        key names a secret (``token``, ``password``...). Pass them to
+        :func:`knowbase.redaction.redact`."""
+        found = [self.api_key] if self.api_key else []
+        found += [v for k, v in self.extra.items() if isinstance(v, str) and v and is_secret_name(str(k))]
+        return tuple(found)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as JSON-ready values, secrets shown as ``[REDACTED]`` (never the key)."""
+        known = self.secrets()
+        return {
+            "home": str(self.home), "chat_model": redact(self.chat_model, known),
+            "embedder": redact(self.embedder, known), "tracing": self.tracing,
+            "api_key": REDACTED if self.api_key else None, "timeout": self.timeout,
+            "connect_timeout": self.connect_timeout, "max_retries": self.max_retries,
+            "extra": redact_value(self.extra, known),
+        }
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"Settings({fields})"
+
+    __str__ = __repr__
 
     @property
     def logs_path(self) -> Path:

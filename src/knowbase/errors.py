@@ -24,7 +24,12 @@ class KnowbaseError(Exception):
         message: one line for a person.
         **detail: structured fields (for example ``path=``, ``status=``); exposed as
             attributes and in :attr:`detail`.
+
+    Attributes:
+        exit_code: the CLI's exit status for this error (1; 2 for a usage error).
     """
+
+    exit_code: int = 1
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -81,6 +86,11 @@ class ModelTimeoutError(RuntimeFailure):
 class ModelHTTPError(RuntimeFailure):
     """The endpoint answered with an HTTP error (``status``, ``body``, ``retry_after`` seconds)."""
 
+    status: int
+    body: str
+    url: str
+    retry_after: float | None
+
 
 class AuthenticationError(ModelHTTPError):
     """HTTP 401/403: the API key is missing or wrong."""
@@ -99,12 +109,21 @@ class InputFileError(UserError):
     """A file could not be read or parsed (``path``, ``reason``)."""
 
 
+class EmptyQueryError(UserError, ValueError):
+    """A search query or question has no letter or digit (empty, whitespace or punctuation
+    only): nothing to search for (``field``). A usage error: the CLI exits 2."""
+
+    exit_code = 2
+
+
 class OutputParseError(UserError):
     """A model's output could not be parsed into the requested shape (``raw`` holds the text)."""
 
 
 class SafetyError(UserError):
     """An operation was refused by a guard (disallowed host, unsafe expression, write SQL...)."""
+
+    reason: str
 
 
 class FetchError(RuntimeFailure):
@@ -134,6 +153,16 @@ class KnowledgeBaseExistsError(UserError):
 class EmbedderMismatchError(UserError):
     """A knowledge base was built with one embedder and is used with another
     (``expected`` and ``actual`` model strings, ``path``)."""
+
+
+class NotAKnowbaseFileError(UserError):
+    """A path names a file that is not the knowbase file an operation expects (``path``,
+    ``expected`` such as ``"knowledge base"``, ``reason``). Raised before anything is
+    changed or deleted: knowbase never migrates, writes or deletes a file it did not make."""
+
+    path: str
+    expected: str
+    reason: str
 
 
 class StoreError(RuntimeFailure):

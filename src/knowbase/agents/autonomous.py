@@ -359,7 +359,7 @@ class AutonomousAgent:
                 return step, (answer, "finished", "finished")
             known = {t.description.lower() for t in state.tasks}
             room = max(0, 3 * self.max_tasks - len(state.tasks))
-            new = []
+            new: list[str] = []
             for text in check.new_tasks:
                 clean = " ".join(str(text).split())
                 if clean and clean.lower() not in known and len(new) < min(room, self.max_tasks):

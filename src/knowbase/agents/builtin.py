@@ -46,7 +46,7 @@ def calculator(expression: str) -> str:
     try:
         return _format_number(safe_eval(expression))
     except SafetyError as exc:
-        if getattr(exc, "reason", None) in _MATH_FAILURES:
+        if exc.detail.get("reason") in _MATH_FAILURES:
             raise UserError(f"cannot evaluate {expression!r}: {exc}", reason=exc.reason) from exc
         raise
 

@@ -98,6 +98,7 @@ class AgentStore(SQLiteFile):
     """
 
     MIGRATIONS = MIGRATIONS
+    KIND = "agent store"
 
     @classmethod
     def default(cls, settings: Any = None) -> AgentStore:

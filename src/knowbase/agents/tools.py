@@ -299,14 +299,14 @@ class Tool:
         if worker.is_alive():
             return done(f"Error: tool {self.name!r} timed out after {self.timeout:g} s", False, "timeout")
         if "error" in box:
-            exc = box["error"]
-            if isinstance(exc, SafetyError):
-                return done(f"Error: refused: {exc}", False, "refused")
-            if isinstance(exc, KnowbaseError):
-                return done(f"Error: {exc}", False, "error")
-            if isinstance(exc, ValidationError):
-                return done(_validation_message(self.name, exc), False, "invalid_arguments")
-            return done(f"Error: {type(exc).__name__}: {exc}", False, "error")
+            error = box["error"]
+            if isinstance(error, SafetyError):
+                return done(f"Error: refused: {error}", False, "refused")
+            if isinstance(error, KnowbaseError):
+                return done(f"Error: {error}", False, "error")
+            if isinstance(error, ValidationError):
+                return done(_validation_message(self.name, error), False, "invalid_arguments")
+            return done(f"Error: {type(error).__name__}: {error}", False, "error")
         value = box.get("value")
         return done(_to_text(value), True, None, value)
 

@@ -65,8 +65,10 @@ class LLMChain(Chain):
         if parser is not None and hasattr(parser, "json_schema") and hasattr(parser, "output_type"):
             from knowbase.output.structured import chat_structured
 
-            done = chat_structured(self.model, msgs, parser.output_type, max_attempts=parser.max_attempts,
-                                   constrained=parser.constrained, options=self.options, **self.overrides)
+            done = chat_structured(self.model, msgs, parser.output_type,
+                                   max_attempts=getattr(parser, "max_attempts", 3),
+                                   constrained=getattr(parser, "constrained", True), options=self.options,
+                                   **self.overrides)
             return {self.output_key: done.value}
         text = self.model.chat(msgs, options=self.options, **self.overrides).text
         return {self.output_key: parser.parse(text) if parser is not None else text}

@@ -34,9 +34,8 @@ class TransformChain(Chain):
         self.fn = fn
         self.input_keys = tuple(input_keys)
         self.output_keys = tuple(output_keys)
-        self.name = name or getattr(fn, "__name__", "transform")
-        if self.name == "<lambda>":
-            self.name = "transform"
+        label = name or getattr(fn, "__name__", "transform")
+        self.name = "transform" if label == "<lambda>" else str(label)
 
     def _call(self, inputs: dict[str, Any]) -> dict[str, Any]:
         out = self.fn({k: inputs[k] for k in self.input_keys})

@@ -193,7 +193,7 @@ def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], 
             runner = FunctionCallingAgent(model, tool_list, max_steps=max_steps, max_tokens=max_tokens,
                                           max_seconds=max_seconds, on_step=printer)
         else:
-            runner = ReActAgent(model, tool_list, format=step_format, constrained=not no_constrain,  # type: ignore[arg-type]
+            runner = ReActAgent(model, tool_list, format=step_format, constrained=not no_constrain,
                                 max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds, on_step=printer)
         result = runner.run(goal)
     finally:

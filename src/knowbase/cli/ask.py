@@ -154,6 +154,8 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
 
 
 def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, verify: bool = True) -> None:
+    from knowbase.errors import EmptyQueryError
+
     click.echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
     while True:
         try:
@@ -163,5 +165,8 @@ def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, veri
             return
         if not question.strip():
             return
-        print_stream(base, question.strip(), model=model, k=k, extractive=extractive, verify=verify)
+        try:
+            print_stream(base, question.strip(), model=model, k=k, extractive=extractive, verify=verify)
+        except EmptyQueryError as exc:  # "?" on its own: say so and ask again
+            click.echo(f"Error: {exc}", err=True)
         click.echo("")

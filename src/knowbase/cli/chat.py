@@ -114,7 +114,7 @@ def _announce_first_use(spec: str, settings: Any) -> None:
     parsed = ModelSpec.parse(spec)
     entry = find_entry(parsed.name or "qwen2.5-coder-1.5b", kind="chat") if parsed.backend == "llamacpp" else None
     if entry is not None and isinstance(entry.source, AssembledParts) and not entry.source.assembled(settings):
-        click.echo(f"Assembling {entry.title} into {settings.models_dir} (once, {entry.size / 1e9:.1f} GB)...", err=True)
+        click.echo(f"Assembling {entry.title} into {settings.models_dir} (once, {entry.source.size / 1e9:.1f} GB)...", err=True)
 
 
 def _answer_in_session(session: Any, text: str, overrides: dict[str, Any]) -> None:

@@ -82,6 +82,9 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
                    f"{len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks"
                    + (f" ({report.reused} with unchanged text kept their vectors)" if report.reused else "")
                    + f" in {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)")
+        if report.retokenized:
+            click.echo(f"re-indexed the BM25 tokens of {report.retokenized} existing chunks "
+                       "(Chinese words inside longer words are now found)")
         for path, reason in report.failed:
             click.echo(f"  failed: {_rel(path)}: {reason}", err=True)
     if report.failed:

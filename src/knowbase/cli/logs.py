@@ -94,7 +94,8 @@ def _console() -> Any:
 def _store(ctx: click.Context) -> Any:
     from knowbase.tracing.store import TraceStore
 
-    return TraceStore(settings_from(ctx).logs_path)
+    settings = settings_from(ctx)
+    return TraceStore(settings.logs_path, secrets=settings.secrets())
 
 
 @click.group(invoke_without_command=True)
@@ -167,7 +168,7 @@ def trace_tree(spans: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list
     A call hangs under the span it was made in (``span_id``); a span under its parent;
     anything whose parent is not in the trace becomes a root.
     """
-    nodes = {s["id"]: {"type": "span", "row": s, "children": []} for s in spans}
+    nodes: dict[str, dict[str, Any]] = {s["id"]: {"type": "span", "row": s, "children": []} for s in spans}
     roots: list[dict[str, Any]] = []
     for s in spans:
         parent = nodes.get(s["parent_id"] or "")

@@ -2,8 +2,8 @@
 
 Each command group lives in its own module and imports only click at module level;
 heavy libraries (torch, llama.cpp, sentence-transformers) load inside the commands.
-A :class:`~knowbase.errors.KnowbaseError` becomes one line on stderr and exit status 1
-(``--debug`` shows the traceback instead).
+A :class:`~knowbase.errors.KnowbaseError` becomes one line on stderr and its ``exit_code``
+(1; 2 for usage errors such as an empty query; ``--debug`` shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -78,9 +78,21 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Any:
     return Settings.load(obj.get("home"), **overrides)
 
 
+def _known_secrets() -> tuple[str, ...]:
+    """The configured secrets (API key...), for redacting an error line; none if the settings cannot load."""
+    from knowbase.config import Settings
+    from knowbase.errors import KnowbaseError
+
+    try:
+        return Settings.load().secrets()
+    except KnowbaseError:
+        return ()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``knowbase`` script."""
     from knowbase.errors import KnowbaseError
+    from knowbase.redaction import redact
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
@@ -98,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     except KnowbaseError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        click.echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

@@ -24,10 +24,11 @@ _BACKEND_NOTES: dict[str, tuple[str | None, str]] = {
 def _size(n: int | None) -> str:
     if not n:
         return "-"
+    value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
     return "-"  # pragma: no cover
 
 
@@ -58,8 +59,8 @@ def describe(settings: Any) -> dict[str, Any]:
         if entry.backend == "sentence-transformers":
             models += onnx_rows(entry, info, embed_default, settings)
     return {
-        "default_chat_model": settings.chat_model,
-        "default_embedder": settings.embedder,
+        "default_chat_model": settings.to_dict()["chat_model"],  # a URL may carry credentials
+        "default_embedder": settings.to_dict()["embedder"],
         "models_dir": str(settings.models_dir),
         "backends": backend_rows(CHAT_GROUP, "chat") + backend_rows(EMBED_GROUP, "embedding"),
         "models": models,

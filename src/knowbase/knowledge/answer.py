@@ -99,7 +99,7 @@ def support_signals(q_tokens: Sequence[str], hits: Sequence[ScoredChunk],
     """
     topic = topic_tokens(q_tokens)
     cjk = _any_cjk(topic)  # an all-Latin question needs no Chinese segmentation
-    best = max((coverage(topic, set(tokenize(h.chunk.text, cjk=cjk)), idf) for h in hits), default=0.0)
+    best = max((coverage(topic, set(tokenize(h.chunk.text, cjk=cjk, search=True)), idf) for h in hits), default=0.0)
     cos = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     return best, cos
 
@@ -172,7 +172,7 @@ def with_known_parts(q_tokens: Sequence[str], doc_freqs: dict[str, int],
 def _overlap(sentence: str, terms: set[str], idf: dict[str, float], cjk: bool) -> float:
     """IDF weight of ``terms`` found in ``sentence``; ``cjk`` False: the terms are all Latin,
     so the sentence's Chinese parts need no segmenting (see :func:`tokenize`)."""
-    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence, cjk=cjk)) & terms)
+    return sum(idf.get(t, 0.0) for t in set(tokenize(sentence, cjk=cjk, search=True)) & terms)
 
 
 def _any_cjk(terms: Iterable[str]) -> bool:
@@ -229,7 +229,7 @@ def attribute(words: Sequence[str], hits: Sequence[ScoredChunk], idf: dict[str, 
     """
     if not words:
         return None
-    scores = [coverage(words, set(tokenize(h.chunk.text)), idf) for h in hits]
+    scores = [coverage(words, set(tokenize(h.chunk.text, search=True)), idf) for h in hits]
     best = max(range(len(scores)), key=scores.__getitem__, default=None)
     return best + 1 if best is not None and scores[best] >= MIN_ATTRIBUTION else None
 
@@ -342,7 +342,8 @@ class AbstainPolicy:
         if unknown:
             raise ValueError(f"unknown abstention setting(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(self.FIELDS)}")
-        return replace(self, **{k: None if v is None else _policy_value(k, v) for k, v in changes.items()})
+        values: dict[str, Any] = {k: None if v is None else _policy_value(k, v) for k, v in changes.items()}
+        return replace(self, **values)
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> AbstainPolicy:
@@ -492,11 +493,14 @@ class Answerer:
         :attr:`Answer.usage` the model call's tokens.
 
         Raises:
+            EmptyQueryError: ``question`` has no letter or digit (no search, no model call).
             KnowbaseError: the model or the store failed.
         """
         from knowbase.knowledge.language import detect_language
+        from knowbase.knowledge.query import check_query
         from knowbase.tracing.context import span
 
+        check_query(question, field="question")
         t0 = time.perf_counter()
         lang = detect_language(question)
         preload = None
@@ -519,7 +523,7 @@ class Answerer:
             abstain_now = not hits or not supported
             yield AskEvent("sources", tuple(hits), extract[0], abstained=abstain_now)
             root.set(passages=len(hits), coverage=round(best_cov, 3), unknown_terms=unknown, language=lang)
-            base = dict(question=question, passages=tuple(hits), language=lang, trace_id=root.trace_id)
+            base: dict[str, Any] = dict(question=question, passages=tuple(hits), language=lang, trace_id=root.trace_id)
             if abstain_now:
                 timings["total"] = time.perf_counter() - t0
                 root.set(abstained=True)

@@ -18,6 +18,7 @@ the file; opening it with another embedder raises :class:`EmbedderMismatchError`
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import threading
@@ -27,12 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knowbase.config import Settings
-from knowbase.errors import EmbedderMismatchError, KnowledgeBaseExistsError, KnowledgeBaseNotFoundError, UserError
+from knowbase.errors import (
+    EmbedderMismatchError,
+    KnowledgeBaseExistsError,
+    KnowledgeBaseNotFoundError,
+    NotAKnowbaseFileError,
+    UserError,
+)
 from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent
 from knowbase.knowledge.ingest import Ingestor, IngestReport, ProgressFn, add_texts
 from knowbase.knowledge.retriever import Retriever, SearchFilter, Weights
-from knowbase.knowledge.store import CheckReport, DocumentRow, KBStore
-from knowbase.knowledge.types import Answer, ScoredChunk
+from knowbase.knowledge.store import KB_TABLES, MIGRATIONS, CheckReport, DocumentRow, KBStore
+from knowbase.knowledge.types import Answer, Chunk, ScoredChunk
+from knowbase.storage import require_knowbase_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.rerank import Reranker
@@ -53,9 +61,15 @@ class KBInfo:
     bytes: int
 
 
+def _is_path(name_or_path: str | os.PathLike[str]) -> bool:
+    """True when the argument is a file path rather than a name in ``kb_dir``."""
+    text = os.fspath(name_or_path)
+    return os.sep in text or text.endswith(".db") or bool(os.altsep and os.altsep in text)
+
+
 def _path_for(name_or_path: str | os.PathLike[str], settings: Settings) -> tuple[str, Path]:
     text = os.fspath(name_or_path)
-    if os.sep in text or text.endswith(".db") or (os.altsep and os.altsep in text):
+    if _is_path(text):
         path = Path(text).expanduser()
         return path.stem, path
     if not _NAME.match(text):
@@ -158,7 +172,8 @@ class KnowledgeBase:
         Raises:
             KnowledgeBaseNotFoundError: no such knowledge base.
             EmbedderMismatchError: ``embedder`` differs from the recorded one.
-            StoreError: the file is not a knowledge base or is damaged.
+            NotAKnowbaseFileError: the file is not a knowledge base (it is left untouched).
+            StoreError: the file is damaged.
         """
         settings = settings or Settings.load()
         kb_name, path = _path_for(name_or_path, settings)
@@ -209,13 +224,23 @@ class KnowledgeBase:
     def drop(cls, name: str, settings: Settings | None = None) -> Path:
         """Delete a knowledge base file (and its WAL files and search index). Returns the path removed.
 
+        Only a knowledge base is deleted: a SQLite file whose ``_migrations`` records
+        ``m001_core`` and that holds the ``meta``, ``documents`` and ``chunks`` tables; a
+        name must resolve to a file inside ``settings.kb_dir``.
+
         Raises:
             KnowledgeBaseNotFoundError: no such knowledge base.
+            NotAKnowbaseFileError: the path is not a knowledge base (nothing is deleted).
         """
         settings = settings or Settings.load()
         kb_name, path = _path_for(name, settings)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise KnowledgeBaseNotFoundError(f"no knowledge base {kb_name!r} at {path}", name=kb_name, path=str(path))
+        if not _is_path(name) and path.resolve().parent != settings.kb_dir.resolve():
+            raise NotAKnowbaseFileError(f"{path} is not a knowbase knowledge base: it resolves outside "
+                                        f"{settings.kb_dir}; nothing was changed", path=str(path),
+                                        expected="knowledge base", reason="outside the knowledge-base folder")
+        require_knowbase_file(path, expected="knowledge base", migration=MIGRATIONS[0][0], tables=KB_TABLES)
         for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.index")):
             p.unlink(missing_ok=True)
         return path
@@ -291,7 +316,7 @@ class KnowledgeBase:
         return report
 
     def add_texts(self, texts: Sequence[str], *, metadatas: Sequence[dict] | None = None,
-                  source: str = "memory") -> list[int]:
+                  source: str = "memory") -> builtins.list[int]:
         """Store texts directly (vector memory for agents). Returns one document id per text."""
         ingestor = Ingestor(self.store, self.embedder())
         return add_texts(self.store, ingestor.embedder, texts, metadatas=metadatas, source=source,
@@ -319,7 +344,7 @@ class KnowledgeBase:
 
     # --- reading ---------------------------------------------------------------------
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filter: SearchFilter | dict | str | None = None,
-               weights: Weights | None = None, reranker: Reranker | None = None) -> list[ScoredChunk]:
+               weights: Weights | None = None, reranker: Reranker | None = None) -> builtins.list[ScoredChunk]:
         """The ``k`` best chunks for ``query`` (see :meth:`Retriever.search`)."""
         return self.retriever.search(query, k=k, mode=mode, filter=filter, weights=weights, reranker=reranker)
 
@@ -369,13 +394,13 @@ class KnowledgeBase:
             return None
         from knowbase.tracing.store import TraceStore
 
-        return TraceStore(self.settings.logs_path)
+        return TraceStore(self.settings.logs_path, secrets=self.settings.secrets())
 
-    def documents(self) -> list[DocumentRow]:
+    def documents(self) -> builtins.list[DocumentRow]:
         """Every document, by path."""
         return self.store.documents()
 
-    def chunks(self, doc: str | int) -> list:
+    def chunks(self, doc: str | int) -> builtins.list[Chunk]:
         """The chunks of one document, in order."""
         return self.store.document_chunks(self._find(doc).id)
 

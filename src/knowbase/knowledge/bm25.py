@@ -8,6 +8,17 @@ its default (precise, HMM on) mode; single-character CJK function words in
 :data:`STOPWORDS_ZH` are dropped. Mixed text (Chinese pages full of English API names)
 is handled run by run, so ``Pod 的生命周期`` gives ``["pod", "生命周期"]``.
 
+Chinese words inside longer compounds: jieba's precise mode keeps ``冰雪节`` whole, so a
+query for ``冰雪`` would not find it. Chunks are therefore indexed with
+:func:`document_tokens`, which segments Chinese in jieba's search mode (``cut_for_search``:
+the precise words plus every dictionary word of two or three characters inside a longer
+one, so ``冰雪节`` gives ``冰雪`` and ``冰雪节``); queries keep the precise words
+(:func:`query_tokens`), which match either. Measured on CMRC 2018 against character
+bigrams and against precise-only indexing (benches/README.md). The indexing scheme is
+versioned (:data:`TOKENIZER_VERSION`, recorded in each knowledge base's ``meta``): a
+knowledge base indexed with an older version keeps being indexed and searched with it
+until its next ingest re-tokenizes it (:meth:`KBStore.retokenize`).
+
 The tokens are joined by spaces and stored in an FTS5 table whose ``unicode61`` tokenizer
 then only splits on the spaces (see :mod:`knowbase.knowledge.store`), so SQLite's BM25
 (k1=1.2, b=0.75) counts exactly these tokens.
@@ -24,6 +35,12 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+
+#: The indexing scheme of new knowledge bases: Chinese in jieba search mode (see above).
+TOKENIZER_VERSION = "bm25s-en-snowball+jieba-search/2"
+#: Knowledge bases made before sub-word indexing: Chinese indexed in precise mode only.
+TOKENIZER_V1 = "bm25s-en-snowball+jieba/1"
+TOKENIZER_VERSIONS = (TOKENIZER_V1, TOKENIZER_VERSION)
 
 # Lucene's English stopword set (the ``english`` list of bm25s, 33 words).
 STOPWORDS_EN = frozenset(
@@ -79,7 +96,7 @@ def warm_segmenter() -> None:
         threading.Thread(target=_segmenter, name="knowbase-jieba-load", daemon=True).start()
 
 
-def tokenize(text: str, *, cjk: bool = True) -> list[str]:
+def tokenize(text: str, *, cjk: bool = True, search: bool = False) -> list[str]:
     """BM25 tokens of ``text`` (English stemmed, Chinese segmented), in order.
 
     Args:
@@ -87,6 +104,9 @@ def tokenize(text: str, *, cjk: bool = True) -> list[str]:
         cjk: False drops the Chinese parts without segmenting them (the Latin tokens are
             the same as with True). Enough for matching the terms of a question without
             Chinese, and it spares loading jieba's dictionary.
+        search: segment Chinese in jieba's search mode: the precise words plus the
+            dictionary words inside longer ones (``冰雪节`` -> ``冰雪``, ``冰雪节``). For the
+            text of chunks (:func:`document_tokens`), not for queries.
 
     Returns:
         list of tokens; each contains only word characters and no spaces.
@@ -100,7 +120,9 @@ def tokenize(text: str, *, cjk: bool = True) -> list[str]:
     for match in _CJK.finditer(text):
         if match.start() > pos:
             out.extend(_latin_tokens(text[pos:match.start()]))
-        for word in _segmenter().lcut(match.group(), HMM=True):
+        seg = _segmenter()
+        words = seg.lcut_for_search(match.group(), HMM=True) if search else seg.lcut(match.group(), HMM=True)
+        for word in words:
             if word not in STOPWORDS_ZH:
                 out.append(word)
         pos = match.end()
@@ -112,6 +134,24 @@ def tokenize(text: str, *, cjk: bool = True) -> list[str]:
 def tokenize_many(texts: Iterable[str]) -> list[list[str]]:
     """:func:`tokenize` for each text."""
     return [tokenize(t) for t in texts]
+
+
+def document_tokens(text: str, *, version: str = TOKENIZER_VERSION) -> list[str]:
+    """The BM25 tokens indexed for a chunk's ``text`` under tokenizer ``version``.
+
+    Args:
+        text: the chunk text.
+        version: :data:`TOKENIZER_VERSION` (Chinese in search mode) or :data:`TOKENIZER_V1`
+            (precise mode only, knowledge bases made before it).
+
+    Raises:
+        ValueError: an unknown version (a knowledge base from a newer knowbase).
+    """
+    if version == TOKENIZER_VERSION:
+        return tokenize(text, search=True)
+    if version == TOKENIZER_V1:
+        return tokenize(text)
+    raise ValueError(f"unknown BM25 tokenizer version {version!r}; known: {', '.join(TOKENIZER_VERSIONS)}")
 
 
 def fts_query(tokens: Iterable[str]) -> str:

@@ -337,7 +337,7 @@ class SearchIndex:
         if not rows_l:
             return []
         rows = np.concatenate(rows_l)
-        scores = np.bincount(rows, weights=np.concatenate(w_l), minlength=self.n)
+        scores = np.bincount(rows, weights=np.concatenate(w_l), minlength=self.n).astype(np.float64, copy=False)
         if distinct and len(self._dups):
             scores *= self._keep
         return self._top(scores, k)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from knowbase.errors import InputFileError, KnowbaseError
-from knowbase.knowledge.bm25 import tokenize
+from knowbase.knowledge.bm25 import document_tokens
 from knowbase.knowledge.store import DocumentRow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,7 +67,9 @@ class IngestReport:
     """What an ingest did. Lists hold document paths; ``failed`` holds (path, reason).
 
     ``chunks`` counts chunks written; ``reused`` how many of them kept the stored vector of
-    an identical chunk text of the same document (not sent to the embedding model).
+    an identical chunk text of the same document (not sent to the embedding model);
+    ``retokenized`` the chunks whose BM25 tokens were rebuilt first because the knowledge
+    base was indexed by an older tokenizer version.
     """
 
     added: list[str] = field(default_factory=list)
@@ -78,6 +80,7 @@ class IngestReport:
     chunks: int = 0
     reused: int = 0
     seconds: float = 0.0
+    retokenized: int = 0
 
     @property
     def ok(self) -> bool:
@@ -91,7 +94,7 @@ class IngestReport:
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "skipped": self.skipped, "removed": self.removed,
                 "failed": [{"path": p, "reason": r} for p, r in self.failed], "chunks": self.chunks,
-                "reused": self.reused, "seconds": round(self.seconds, 3)}
+                "reused": self.reused, "retokenized": self.retokenized, "seconds": round(self.seconds, 3)}
 
 
 ProgressFn = Callable[[IngestProgress], None]
@@ -168,6 +171,8 @@ class Ingestor:
 
         report = IngestReport()
         t0 = time.perf_counter()
+        report.retokenized = self.store.retokenize()  # a knowledge base indexed by an older tokenizer
+        version = self.store.tokenizer
         pending: list[_Pending] = []
         counts = {"done": 0, "total": 0}
 
@@ -188,7 +193,8 @@ class Ingestor:
                     vectors = np.stack([p.known[i] if i in p.known else next(fresh) for i in range(n)])
                 else:
                     vectors = np.zeros((0, self.embedder.dim), dtype=np.float32)
-                self.store.write_document(p.row, p.chunks, [tokenize(c.text) for c in p.chunks], vectors)
+                self.store.write_document(p.row, p.chunks, [document_tokens(c.text, version=version)
+                                                            for c in p.chunks], vectors)
                 report.chunks += n
                 report.reused += len(p.known)
                 (report.added if p.status == "added" else report.updated).append(p.row.path)
@@ -300,6 +306,7 @@ def add_texts(store: KBStore, embedder: Embedder, texts: Iterable[str], *, metad
     if len(metas) != len(texts):
         raise ValueError("metadatas must have one entry per text")
     ids: list[int] = []
+    version = store.tokenizer
     for text, meta in zip(texts, metas):
         sha = hashlib.sha256(text.encode()).hexdigest()
         path = f"{source}:{sha[:16]}"
@@ -318,5 +325,6 @@ def add_texts(store: KBStore, embedder: Embedder, texts: Iterable[str], *, metad
         vectors = embedder.embed([c.text for c in chunks])
         row = DocumentRow(id=0, path=path, sha256=sha, size=len(text.encode()), title=doc.title, language=lang,
                           metadata=dict(meta), kind="memory")
-        ids.append(store.write_document(row, chunks, [tokenize(c.text) for c in chunks], vectors))
+        ids.append(store.write_document(row, chunks, [document_tokens(c.text, version=version) for c in chunks],
+                                        vectors))
     return ids

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 from knowbase.errors import UserError
 from knowbase.knowledge.bm25 import query_tokens
+from knowbase.knowledge.query import check_query
 from knowbase.knowledge.types import ScoredChunk
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -158,8 +159,10 @@ class Retriever:
             scores are filled where known.
 
         Raises:
+            EmptyQueryError: ``query`` has no letter or digit (nothing is embedded).
             UserError: unknown mode, ``k`` < 1, or a bad filter.
         """
+        check_query(query)
         if mode not in MODES:
             raise UserError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}", field="mode")
         if k < 1:

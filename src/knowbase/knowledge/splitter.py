@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from knowbase.errors import ConfigError
-from knowbase.knowledge.types import Chunk, Document
+from knowbase.knowledge.types import Chunk, Document, Page, Section
 
 __all__ = ["split_document", "split_text"]
 
@@ -275,7 +275,8 @@ def _regions(doc: Document) -> list[_Region]:
     """Cut the text at section and page boundaries; drop whitespace-only regions."""
     n = len(doc.text)
     points = {0, n}
-    for span in (*doc.sections, *doc.pages):
+    spans: list[Section | Page] = [*doc.sections, *doc.pages]
+    for span in spans:
         points.add(max(0, min(n, span.start)))
         points.add(max(0, min(n, span.end)))
     bounds = sorted(points)

@@ -48,12 +48,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from knowbase.errors import StoreError, UserError
+from knowbase.knowledge.bm25 import TOKENIZER_V1, TOKENIZER_VERSION, document_tokens
 from knowbase.knowledge.types import Chunk
+from knowbase.storage import require_knowbase_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.index import SearchIndex
 
-TOKENIZER_VERSION = "bm25s-en-snowball+jieba/1"
+#: Tables every knowledge-base file holds (with ``m001_core`` in ``_migrations``).
+KB_TABLES = ("meta", "documents", "chunks")
 PAGE_SIZE = 8192  # bytes, for new files (SQLite's default is 4096)
 
 
@@ -195,6 +198,9 @@ class KBStore:
         self._index_lock = threading.Lock()
         if not create and not self.path.exists():
             raise StoreError(f"knowledge base file not found: {self.path}", path=str(self.path))
+        # another program's database is never migrated into a knowledge base
+        require_knowbase_file(self.path, expected="knowledge base", migration=MIGRATIONS[0][0], tables=KB_TABLES,
+                              allow_new=True)
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -507,11 +513,34 @@ class KBStore:
         self.search_index()
 
     def _tokenizer(self) -> str:
-        return self.meta().get("tokenizer", TOKENIZER_VERSION)
+        return self.meta().get("tokenizer", TOKENIZER_V1)
+
+    @property
+    def tokenizer(self) -> str:
+        """The BM25 tokenizer version the chunks are indexed with (``meta.tokenizer``)."""
+        return self._tokenizer()
+
+    def document_tokens(self, text: str) -> list[str]:
+        """BM25 tokens of a chunk's text for this store's tokenizer version."""
+        return document_tokens(text, version=self._tokenizer())
+
+    def retokenize(self) -> int:
+        """Re-index every chunk's BM25 tokens with the current :data:`TOKENIZER_VERSION`
+        (one transaction; vectors untouched). Returns the chunks re-indexed (0 when current)."""
+        if self._tokenizer() == TOKENIZER_VERSION:
+            return 0
+        with self.transaction():
+            rows = list(self.conn.execute("SELECT id, text FROM chunks"))
+            self.conn.execute("DELETE FROM chunks_fts")
+            for chunk_id, text in rows:
+                self.conn.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)",
+                                  (chunk_id, " ".join(document_tokens(text))))
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('tokenizer', ?)", (TOKENIZER_VERSION,))
+            self._bump_generation()
+        return len(rows)
 
     def _refresh(self, old: Any) -> Any:
         from knowbase.knowledge import index as ix
-        from knowbase.knowledge.bm25 import tokenize
 
         def fetch(ids: list[int]) -> tuple[list[str], np.ndarray]:
             marks = ",".join("?" * len(ids))
@@ -525,7 +554,7 @@ class KBStore:
                 tokenizer = self._tokenizer()
                 current = list(self.conn.execute("SELECT id, norm FROM chunks ORDER BY id"))
                 data = ix.build(old, generation=gen, tokenizer=tokenizer, dim=self.dim or 0, current=current,
-                                fetch=fetch, tokenize=tokenize)
+                                fetch=fetch, tokenize=lambda text: document_tokens(text, version=tokenizer))
             finally:
                 self.conn.execute("COMMIT")
         except self._apsw.Error as exc:

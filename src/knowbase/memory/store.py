@@ -110,7 +110,7 @@ class MemoryStore:
             self.conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             migrate(self.conn, MIGRATIONS)
         else:
-            self.conn = connect(self.path, MIGRATIONS)
+            self.conn = connect(self.path, MIGRATIONS, expected="memory store")
         self.conn.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
@@ -179,6 +179,15 @@ class MemoryStore:
             raise StoreError(f"cannot save turn in {self.path or ':memory:'}: {exc}", path=str(self.path)) from exc
         return int(n)
 
+    def set_summary(self, session_id: str, summary: str, folded: int) -> None:
+        """Replace the running summary and the number of turns it covers (no new turn)."""
+        try:
+            with self._tx() as conn:
+                conn.execute("UPDATE sessions SET summary = ?, folded = ?, updated = ? WHERE id = ?",
+                             (summary, folded, time.time(), session_id))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot save summary in {self.path or ':memory:'}: {exc}", path=str(self.path)) from exc
+
     def delete(self, session_id: str) -> bool:
         """Delete a session with its turns and notes; returns False when there was none."""
         with self._tx() as conn:
@@ -225,4 +234,6 @@ class MemoryStore:
                            "FROM sessions s WHERE s.id = ?", (session_id,))
         if not rows:
             return None
-        return SessionInfo(*rows[0], entities=self.entities(session_id))
+        sid, memory_type, created, updated, turns, summary, folded = rows[0]
+        return SessionInfo(sid, memory_type, created, updated, turns, summary, folded,
+                           entities=self.entities(session_id))

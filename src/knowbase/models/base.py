@@ -150,7 +150,8 @@ class ChatOptions:
 
     def merged(self, **changes: Any) -> ChatOptions:
         """A copy with the non-None ``changes`` applied (lists become tuples)."""
-        clean = {k: (tuple(v) if isinstance(v, list) else v) for k, v in changes.items() if v is not None}
+        clean: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                                 for k, v in changes.items() if v is not None}
         return replace(self, **clean) if clean else self
 
     def to_dict(self) -> dict[str, Any]:

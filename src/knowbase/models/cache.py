@@ -54,6 +54,7 @@ class ResponseCache(SQLiteFile):
     """
 
     MIGRATIONS = MIGRATIONS
+    KIND = "response cache"
 
     def __init__(self, path: str | Path, *, only_deterministic: bool = False, max_age: float | None = None) -> None:
         super().__init__(path)

@@ -65,7 +65,10 @@ _CHUNK = 8 * 1024 * 1024  # bytes read per step while hashing and copying
 class ModelSource(Protocol):
     """Where a catalogue model's file or folder comes from (one small protocol)."""
 
-    description: str
+    @property
+    def description(self) -> str:
+        """One line saying where the model comes from."""
+        ...
 
     def installed(self, settings: Settings) -> bool:
         """True when :meth:`path` can return without downloading or failing."""

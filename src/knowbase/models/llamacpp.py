@@ -126,7 +126,7 @@ def _this_thread_quiet() -> Iterator[None]:
     import sys
 
     real = sys.stderr
-    sys.stderr = _ThreadQuietStream(real, threading.get_ident())  # type: ignore[assignment]
+    sys.stderr = _ThreadQuietStream(real, threading.get_ident())
     try:
         yield
     finally:
@@ -537,7 +537,8 @@ def _parse_tool_reply(text: str) -> tuple[str, tuple[ToolCall, ...]]:
     except json.JSONDecodeError:
         return text, ()
     if isinstance(data, dict) and isinstance(data.get("tool"), str):
-        args = data.get("arguments") if isinstance(data.get("arguments"), dict) else {}
+        raw_args = data.get("arguments")
+        args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
         return "", (ToolCall(name=data["tool"], arguments=args, id=f"call_{uuid.uuid4().hex[:12]}"),)
     if isinstance(data, dict) and "answer" in data:
         return str(data["answer"]), ()

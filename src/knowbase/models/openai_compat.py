@@ -4,7 +4,10 @@ Model strings: ``openai:MODEL@BASE_URL``; the base URL defaults to
 ``https://api.openai.com/v1``. Works with OpenAI, Ollama (``http://127.0.0.1:11434/v1``),
 vLLM, llama.cpp's and llama-cpp-python's servers, DeepSeek and DashScope's compatible
 mode. The key comes from ``settings.api_key`` (``KNOWBASE_API_KEY``, ``OPENAI_API_KEY`` or
-``api_key`` in ``config.toml``); it is sent as a bearer token and never logged or shown.
+``api_key`` in ``config.toml``); it is sent as a bearer token and never logged or shown:
+every error leaving the transport is passed through :func:`knowbase.redaction.redact_error`
+with the key (a server may echo it in its error body), so the message, ``body`` and ``url``
+hold ``[REDACTED]`` instead.
 
 Transport behaviour (:class:`HTTPTransport`):
 
@@ -42,6 +45,7 @@ import numpy as np
 
 from knowbase.errors import (
     AuthenticationError,
+    KnowbaseError,
     ModelConnectionError,
     ModelHTTPError,
     ModelResponseError,
@@ -49,6 +53,7 @@ from knowbase.errors import (
     RateLimitError,
 )
 from knowbase.models.base import ChatOptions, ChatResult, Message, ToolCall, Usage
+from knowbase.redaction import redact_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.config import ModelSpec, Settings
@@ -115,6 +120,7 @@ class HTTPTransport:
         self.max_wait = max_wait
         self._rng = random.Random()
         self._sleep = sleep
+        self._secrets: tuple[str, ...] = (api_key,) if api_key else ()
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -126,6 +132,15 @@ class HTTPTransport:
 
     def close(self) -> None:
         self._client.close()
+
+    @contextmanager
+    def _redacted_errors(self) -> Iterator[None]:
+        """Errors raised inside leave with the key (and key-like text) redacted."""
+        try:
+            yield
+        except KnowbaseError as exc:
+            redact_error(exc, self._secrets)
+            raise
 
     def _wait(self, attempt: int, retry_after: float | None) -> None:
         delay = retry_after if retry_after is not None else self.backoff * 2 ** attempt + self._rng.uniform(0, self.backoff)
@@ -171,16 +186,17 @@ class HTTPTransport:
             ModelHTTPError, ModelConnectionError, ModelTimeoutError: see the module docstring.
             ModelResponseError: the body is not a JSON object (``body``).
         """
-        response = self._send(path, payload, stream=False)
-        try:
-            data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelResponseError(f"{response.url} answered with malformed JSON: {exc}",
-                                     body=response.text[:_BODY_LIMIT], url=str(response.url)) from exc
-        if not isinstance(data, dict):
-            raise ModelResponseError(f"{response.url} answered with JSON that is not an object",
-                                     body=response.text[:_BODY_LIMIT], url=str(response.url))
-        return data
+        with self._redacted_errors():
+            response = self._send(path, payload, stream=False)
+            try:
+                data = response.json()
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ModelResponseError(f"{response.url} answered with malformed JSON: {exc}",
+                                         body=response.text[:_BODY_LIMIT], url=str(response.url)) from exc
+            if not isinstance(data, dict):
+                raise ModelResponseError(f"{response.url} answered with JSON that is not an object",
+                                         body=response.text[:_BODY_LIMIT], url=str(response.url))
+            return data
 
     @contextmanager
     def stream_events(self, path: str, payload: dict[str, Any]) -> Iterator[Iterator[dict[str, Any]]]:
@@ -190,10 +206,15 @@ class HTTPTransport:
         connection raises :class:`ModelResponseError` and a stalled one
         :class:`ModelTimeoutError`.
         """
-        response = self._send(path, payload, stream=True)
+        with self._redacted_errors():
+            response = self._send(path, payload, stream=True)
         url = str(response.url)
 
         def events() -> Iterator[dict[str, Any]]:
+            with self._redacted_errors():
+                yield from raw_events()
+
+        def raw_events() -> Iterator[dict[str, Any]]:
             try:
                 for line in response.iter_lines():
                     if not line.startswith("data:"):

@@ -90,7 +90,7 @@ def _tracer(settings: Settings, tracing: bool | None) -> Any:
         return None
     from knowbase.tracing.store import TraceStore
 
-    return TraceStore(settings.logs_path)
+    return TraceStore(settings.logs_path, secrets=settings.secrets())
 
 
 def get_chat_model(spec: str | None = None, *, settings: Settings | None = None, tracing: bool | None = None,

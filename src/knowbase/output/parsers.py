@@ -73,7 +73,7 @@ def extract_json(text: str, *, expect: type | None = None) -> Any:
                 continue
             if ok(value):
                 return value
-    kind = {dict: "JSON object", list: "JSON array"}.get(expect, "JSON")  # type: ignore[arg-type]
+    kind = "JSON object" if expect is dict else "JSON array" if expect is list else "JSON"
     raise OutputParseError(f"no {kind} found in the model output", raw=text)
 
 

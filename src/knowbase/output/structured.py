@@ -42,8 +42,13 @@ T = TypeVar("T")
 
 
 @lru_cache(maxsize=256)
-def _adapter(output_type: Any) -> TypeAdapter[Any]:
+def _cached_adapter(output_type: Any) -> TypeAdapter[Any]:
     return TypeAdapter(output_type)
+
+
+def _adapter(output_type: Any) -> TypeAdapter[Any]:
+    """The pydantic adapter of ``output_type`` (types are hashable: one adapter per type)."""
+    return _cached_adapter(output_type)
 
 
 def json_schema_of(output_type: Any) -> dict[str, Any]:

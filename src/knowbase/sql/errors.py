@@ -19,9 +19,14 @@ from knowbase.errors import BudgetExceeded, RuntimeFailure, SafetyError, UserErr
 class SQLValidationError(UserError):
     """The statement does not parse, or names unknown tables/columns (``sql``, ``reason``)."""
 
+    sql: str
+    reason: str
+
 
 class SQLRefusedError(SafetyError):
     """A guard refused the statement: it is not a single read-only SELECT (``sql``, ``reason``)."""
+
+    sql: str
 
 
 class SQLExecutionError(RuntimeFailure):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from knowbase.errors import KnowbaseError
 from knowbase.sql.database import open_database
@@ -158,7 +158,7 @@ class Text2SQL:
     def __init__(self, db_url: str | Path, *, model: str | ChatModel | None = None,
                  settings: Settings | None = None, row_limit: int = 1000, timeout: float = 10.0,
                  sample_values: int = 3, examples: Sequence[Any] | None = None, max_attempts: int = 3,
-                 limit: int | None | str = "row_limit", max_tables: int = 12, k_examples: int = 3,
+                 limit: int | None | Literal["row_limit"] = "row_limit", max_tables: int = 12, k_examples: int = 3,
                  embedder: Embedder | None = None, answer: bool = True, max_tokens: int = 256,
                  namespace: str | None = None, tables: Sequence[str] | None = None, candidates: int = 1,
                  sample_temperature: float = 0.7, seed: int = 1234) -> None:
@@ -171,7 +171,9 @@ class Text2SQL:
         self.sample_values = sample_values
         self.examples: list[Example] = as_examples(examples)
         self.max_attempts = max(1, max_attempts)
-        self.limit = row_limit if limit == "row_limit" else limit  # type: ignore[assignment]
+        if isinstance(limit, str) and limit != "row_limit":
+            raise ValueError(f"limit is an int, None or 'row_limit', not {limit!r}")
+        self.limit: int | None = row_limit if isinstance(limit, str) else limit
         self.max_tables = max_tables
         self.k_examples = k_examples
         self.embedder = embedder

@@ -125,7 +125,7 @@ def _clean_comment(text: str | None) -> str:
 def render_table(table: Table, *, samples: bool = True) -> str:
     """One table as a compact CREATE TABLE statement (see :meth:`Schema.render`)."""
     pk = [c.name for c in table.columns if c.primary_key]
-    lines: list[str] = []
+    lines: list[tuple[str, str]] = []
     for col in table.columns:
         line = f"  {quote_ident(col.name)}" + (f" {col.type}" if col.type else "")
         if col.primary_key and len(pk) == 1:

@@ -234,7 +234,8 @@ def _check_columns(sql: str, root: object, dialect: str, schema: Schema, cte_nam
             if not any(t is not None and t.column(col.name) for t in tables):
                 cols = ", ".join(c.name for t in tables if t for c in t.columns)
                 joined = [f"{spelled[alias]}.{col.name}" for alias, names in sorted(qualifier.items())
-                          for n in names if n and alias != col.table.lower() and schema.table(n).column(col.name)]
+                          for n in names if n and alias != col.table.lower()
+                          and (held := schema.table(n)) is not None and held.column(col.name)]
                 hint = (f"; the query already reads a table that holds it: write {' or '.join(joined)}" if joined
                         else _held_by(schema, col.name))
                 problems.append(f"column {col.name} is not in table {', '.join(sorted(owners))} "

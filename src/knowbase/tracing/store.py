@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowbase.redaction import redact
 from knowbase.storage import SQLiteFile, connect, migrate  # noqa: F401  (re-exported)
 from knowbase.tracing.context import Span, buffer_row, new_id
 
@@ -86,11 +88,24 @@ def _messages_json(messages: Sequence[Message]) -> str:
 class TraceStore(SQLiteFile):
     """Records calls and spans in ``logs.db``; the file is opened on first use.
 
+    Every text written or read is passed through :func:`knowbase.redaction.redact`: the
+    ``secrets`` given (the API key) and key-like text (``sk-...``, ``Bearer ...``) are stored
+    and shown as ``[REDACTED]``.
+
     Args:
         path: the SQLite file (created with its folder if missing).
+        secrets: values never to store (``Settings.secrets()``).
     """
 
     MIGRATIONS = MIGRATIONS
+    KIND = "trace log"
+
+    def __init__(self, path: str | Path, *, secrets: Sequence[str] = ()) -> None:
+        super().__init__(path)
+        self.secrets = tuple(secrets)
+
+    def _redacted(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {k: redact(v, self.secrets) if isinstance(v, str) else v for k, v in row.items()}
 
     def _insert(self, table: str, row: dict[str, Any]) -> None:
         """Write a row now, or buffer it on the open trace (written when the trace ends)."""
@@ -105,7 +120,8 @@ class TraceStore(SQLiteFile):
             conn = self.conn
             conn.execute("BEGIN")
             try:
-                for table, row in rows:
+                for table, raw in rows:
+                    row = self._redacted(raw)
                     cols = ",".join(row)
                     marks = ",".join("?" * len(row))
                     conn.execute(f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
@@ -259,7 +275,8 @@ class TraceStore(SQLiteFile):
     def calls(self, *, limit: int = 20, model: str | None = None, trace_id: str | None = None,
               since: float | None = None) -> list[dict[str, Any]]:
         """Recent calls, newest first, as dicts of the ``calls`` columns."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if model:
             where.append("model LIKE ?")
             args.append(f"%{model}%")
@@ -308,4 +325,4 @@ class TraceStore(SQLiteFile):
         with self.lock:
             cur = self.conn.execute(sql, tuple(args))
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [self._redacted(dict(zip(names, r))) for r in cur.fetchall()]

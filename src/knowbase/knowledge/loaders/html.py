@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from knowbase.knowledge.loaders._builder import TextBuilder
 from knowbase.knowledge.loaders._text import read_text
 from knowbase.knowledge.types import Document
+
+if TYPE_CHECKING:
+    from selectolax.lexbor import LexborNode
 
 __all__ = ["HTMLLoader", "html_to_document"]
 
@@ -31,7 +35,7 @@ _LINES = {"li", "tr"}
 _SPACE_RE = re.compile(r"\s+")
 
 
-def _text(node) -> str:
+def _text(node: LexborNode) -> str:
     return _SPACE_RE.sub(" ", node.text(deep=True, separator=" ")).strip()
 
 
@@ -53,8 +57,8 @@ class _Walker:
             else:
                 self.builder.block(text)
 
-    def walk(self, root) -> None:
-        stack: list[tuple[object, bool]] = [(root, False)]
+    def walk(self, root: LexborNode) -> None:
+        stack: list[tuple[LexborNode, bool]] = [(root, False)]
         while stack:
             node, leaving = stack.pop()
             tag = node.tag

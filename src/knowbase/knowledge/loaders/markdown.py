@@ -448,10 +448,12 @@ def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8"
         body = _strip_html_comments(body)
     lang = detect_language(body)
     body = strip_comments_and_shortcodes(body, lang=lang)
-    title = meta.get("title") if isinstance(meta.get("title"), str) else ""
+    raw_title = meta.get("title")
+    title = raw_title if isinstance(raw_title, str) else ""
     title = clean_inline(strip_comments_and_shortcodes(title, lang=lang)).strip() if title else ""
     h1 = _first_h1(body)
-    description = meta.get("description") if isinstance(meta.get("description"), str) else ""
+    raw_description = meta.get("description")
+    description = raw_description if isinstance(raw_description, str) else ""
     if description:
         description = strip_comments_and_shortcodes(description, lang=lang).strip()
     builder = TextBuilder()

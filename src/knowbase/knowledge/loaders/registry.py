@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from knowbase.errors import InputFileError, KnowbaseError
 from knowbase.knowledge.language import detect_language
@@ -110,6 +110,8 @@ def available_loaders() -> Mapping[str, Loader]:
         try:
             factory = _import(target)
             loader = factory() if callable(factory) else factory
+            if not isinstance(loader, Loader):
+                raise TypeError(f"{target} is not a Loader (needs extensions and load)")
         except Exception as exc:
             if builtin:
                 raise
@@ -221,7 +223,7 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
         raise _fail(p, f"too large: {_mb(len(doc.text.encode('utf-8')))} of text > {_mb(max_bytes)} limit")
     if not doc.text.strip():
         raise _fail(p, "no text to index")
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     if doc.path != str(p):
         changes["path"] = str(p)
     if doc.language is None:
