@@ -191,9 +191,12 @@ class ChatResult:
     trace_id: str | None = None
 
     def json(self) -> Any:
-        """Parse :attr:`text` as JSON; raises :class:`OutputParseError` with the raw text."""
+        """Parse :attr:`text` as JSON (depth-bounded, :func:`knowbase.safety.jsonsafe.loads`); raises
+        :class:`OutputParseError` with the raw text."""
+        from knowbase.safety.jsonsafe import loads
+
         try:
-            return json.loads(self.text)
+            return loads(self.text)
         except json.JSONDecodeError as exc:
             raise OutputParseError(f"model output is not JSON: {exc}", raw=self.text) from exc
 

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from knowbase.errors import OutputParseError
+from knowbase.safety.jsonsafe import loads_lenient, top_level_spans
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
-_DECODER = json.JSONDecoder()
 
 
 class OutputParser(Protocol):
@@ -37,42 +37,43 @@ class OutputParser(Protocol):
 
 
 def extract_json(text: str, *, expect: type | None = None) -> Any:
-    """The first JSON value in ``text``: the whole text, a fenced block, or an embedded one.
+    """The JSON value in ``text``: the whole text, a fenced block, or one embedded in prose.
+
+    Candidates, in order: the whole text, each fenced block, then each outermost
+    ``{...}``/``[...]`` span of the text (:func:`~knowbase.safety.jsonsafe.top_level_spans`).
+    Each is decoded with :func:`~knowbase.safety.jsonsafe.loads_lenient`: trailing commas
+    are the only repair, so the value returned is the one written. A fragment inside a
+    span that does not decode is never tried (``{"items": [1, 2], oops}`` is no JSON,
+    not the list ``[1, 2]``).
 
     Args:
         text: model output, e.g. ``'Here you go: {"a": 1}'``.
         expect: ``dict`` or ``list`` to accept only objects or only arrays.
 
     Raises:
-        OutputParseError: no JSON value found (``raw`` holds the text).
+        OutputParseError: no JSON value found (``raw`` holds the text);
+            :class:`~knowbase.safety.jsonsafe.JSONLimitError` (a subclass) when a candidate
+            nests deeper than :data:`~knowbase.safety.jsonsafe.MAX_JSON_DEPTH` or is too long.
     """
     def ok(value: Any) -> bool:
         return expect is None or isinstance(value, expect)
 
-    stripped = text.strip()
-    try:
-        value = json.loads(stripped)
-        if ok(value):
-            return value
-    except json.JSONDecodeError:
-        pass
-    for match in _FENCE.finditer(text):
-        block = match.group(2).strip()
+    def candidates() -> Any:
+        yield text.strip()
+        for match in _FENCE.finditer(text):
+            yield match.group(2).strip()
+        for start, end in top_level_spans(text):
+            yield text[start:end]
+
+    for candidate in candidates():
+        if not candidate:
+            continue
         try:
-            value = json.loads(block)
-            if ok(value):
-                return value
+            value = loads_lenient(candidate)
         except json.JSONDecodeError:
             continue
-    starts = "{[" if expect is None else ("{" if expect is dict else "[")
-    for i, ch in enumerate(text):
-        if ch in starts:
-            try:
-                value, _ = _DECODER.raw_decode(text, i)
-            except json.JSONDecodeError:
-                continue
-            if ok(value):
-                return value
+        if ok(value):
+            return value
     kind = {dict: "JSON object", list: "JSON array"}.get(expect, "JSON")  # type: ignore[arg-type]
     raise OutputParseError(f"no {kind} found in the model output", raw=text)
 
