@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo as safe_echo
 
 _NOT_FOUND = "NOT FOUND"
 
@@ -40,8 +41,13 @@ def source_lines(numbered: Any) -> list[str]:
 
 
 def print_stream(base: Any, question: str, *, model: str | None, k: int, extractive: bool,
-                 echo: Any = click.echo) -> Any:
-    """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer."""
+                 echo: Any = None) -> Any:
+    """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer.
+
+    ``echo`` (default :func:`knowbase.cli.output.echo`, which makes control sequences
+    visible) is called as ``echo(text, nl=..., err=..., bold=..., dim=...)``.
+    """
+    echo = echo or safe_echo
     answer = None
     streaming = False
     held = ""  # text held back while it may still be the model's "NOT FOUND" (shown as an abstention instead)
@@ -53,14 +59,14 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
             event = type(event)("delta", text=held)
         if event.kind == "sources":
             t = "sources" if not event.abstained else "nearest sources"
-            echo(click.style(f"{t}:", bold=True))
+            echo(f"{t}:", bold=True)
             for line in source_lines((n, hit.chunk) for n, hit in enumerate(event.passages, start=1)):
                 echo(f"  {line}")
             if not event.passages:
                 echo("  (none)")
         elif event.kind == "delta":
             if not streaming:
-                echo(click.style("answer:", bold=True))
+                echo("answer:", bold=True)
                 streaming = True
             echo(event.text, nl=False)
         else:
@@ -70,13 +76,13 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
         echo("")
     if not streaming or answer.abstained or answer.invalid_citations or answer.attributed:
         if streaming:
-            echo(click.style("final answer:", bold=True))
+            echo("final answer:", bold=True)
         else:
-            echo(click.style("answer:", bold=True))
+            echo("answer:", bold=True)
         echo(answer.text)
     if answer.citations:
-        echo(click.style("cited (attributed by knowbase: the model gave no marker):" if answer.attributed
-                         else "cited:", bold=True))
+        echo("cited (attributed by knowbase: the model gave no marker):" if answer.attributed else "cited:",
+             bold=True)
         for line in source_lines((c.n, c.chunk) for c in answer.citations):
             echo(f"  {line}")
     if answer.invalid_citations:
@@ -89,7 +95,7 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     parts.append(f"total {t.get('total', 0):.1f} s")
     if answer.trace_id:
         parts.append(f"trace {answer.trace_id}")
-    echo(click.style(" · ".join(parts), dim=True))
+    echo(" · ".join(parts), dim=True)
     return answer
 
 
@@ -145,21 +151,21 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
                 _interactive(base, model=model, k=k, extractive=extractive)
                 return
         if as_json:
-            click.echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive)),
+            safe_echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive)),
                                   ensure_ascii=False, indent=2))
             return
         print_stream(base, question, model=model, k=k, extractive=extractive)
 
 
 def _interactive(base: Any, *, model: str | None, k: int, extractive: bool) -> None:
-    click.echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
+    safe_echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
     while True:
         try:
             question = click.prompt(click.style("question", bold=True), default="", show_default=False)
         except (EOFError, click.exceptions.Abort):
-            click.echo("")
+            safe_echo("")
             return
         if not question.strip():
             return
         print_stream(base, question.strip(), model=model, k=k, extractive=extractive)
-        click.echo("")
+        safe_echo("")

@@ -80,6 +80,7 @@ def settings_from(ctx: click.Context, **overrides: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``knowbase`` script."""
+    from knowbase.cli.output import echo
     from knowbase.errors import KnowbaseError
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:  # ctx.exit(N) returns N when standalone_mode is off
             sys.exit(code)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -98,10 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     except KnowbaseError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        echo("Interrupted.", err=True)
         sys.exit(130)
 
 

@@ -346,6 +346,7 @@ class ChatModel:
         return ChatStream(self._run(msgs, opts))
 
     def _run(self, msgs: list[Message], opts: ChatOptions) -> Iterator[str | ChatResult]:
+        from knowbase.safety.deadline import check_cancelled
         from knowbase.tracing.context import current_ids
 
         trace_id, span_id = current_ids()
@@ -363,10 +364,12 @@ class ChatModel:
         t0 = time.perf_counter()
         result: ChatResult | None = None
         try:
+            check_cancelled()  # a tool call that timed out stops its model calls too
             for item in self.backend.execute(msgs, opts):
                 if isinstance(item, ChatResult):
                     result = item
                 else:
+                    check_cancelled()
                     yield item
         except KnowbaseError as exc:
             self._record(msgs, opts, None, exc, started, trace_id, span_id, (time.perf_counter() - t0) * 1000)

@@ -66,7 +66,7 @@ class CancelScope:
         for callback in callbacks:
             try:
                 callback()
-            except Exception:
+            except Exception:  # a failing interrupt must not keep the others from running
                 continue
 
     def add_callback(self, callback: Callable[[], object]) -> int:

@@ -112,7 +112,7 @@ class _Watchdog:
         self.fired = True
         try:
             self._interrupt()
-        except Exception:
+        except Exception:  # the connection may already be closed
             pass
 
     def __enter__(self) -> _Watchdog:
