@@ -53,7 +53,7 @@ from typing import Any, Literal, get_type_hints, overload
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
-from knowbase.errors import KnowbaseError, SafetyError, UserError
+from knowbase.errors import BudgetExceeded, KnowbaseError, SafetyError, UserError
 from knowbase.models.base import ToolSpec
 from knowbase.safety.deadline import CancelScope, cancel_scope
 from knowbase.safety.jsonsafe import JSONLimitError, loads_lenient
@@ -408,6 +408,10 @@ class Tool:
                           stopped=stopped)
         if "error" in box:
             exc = box["error"]
+            if isinstance(exc, BudgetExceeded) and (scope.cancelled or scope.remaining() == 0):
+                # the work honoured the scope's deadline and stopped itself (a query timed out at it)
+                return finish(f"Error: tool {self.name!r} timed out after {self.timeout:g} s (its work was stopped: "
+                              f"{exc})", False, "timeout")
             if isinstance(exc, SafetyError):
                 return finish(f"Error: refused: {exc}", False, "refused")
             if isinstance(exc, KnowbaseError):
