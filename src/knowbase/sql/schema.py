@@ -295,6 +295,12 @@ def _ordered(names: Sequence[str], rank: dict[str, int]) -> list[str]:
 
 
 def _type_name(sa_type: object) -> str:
+    """The declared type, or "" when there is none (SQLAlchemy's NullType prints as "NULL",
+    which would tell the model the column holds only NULLs)."""
+    from sqlalchemy.types import NullType
+
+    if isinstance(sa_type, NullType):
+        return ""
     try:
         return str(sa_type)
     except Exception:  # NullType and some dialect types cannot compile on their own
