@@ -64,7 +64,7 @@ ErrorKind = Literal["unknown_tool", "invalid_arguments", "refused", "error", "ti
 DEFAULT_TIMEOUT = 10.0
 """Seconds a tool call may take before its result is replaced by a timeout observation."""
 
-CANCEL_GRACE = 2.0
+CANCEL_GRACE = 1.0
 """Seconds a timed-out call is given to stop after its cancel scope is cancelled."""
 
 MAX_OBSERVATION_CHARS = 2000
