@@ -27,6 +27,9 @@ from knowbase.safety.jsonsafe import MAX_JSON_CHARS, MAX_JSON_DEPTH
 from knowbase.sql.validate import MAX_SQL_CHARS, MAX_SQL_DEPTH
 
 PARSERS = ("react_text", "react_json", "tool_calls", "extract_json", "structured", "sql")
+#: Parsers run over every case for bounded time and no crash only (their values on prose
+#: are not specified here): list, key-value, multiple-choice parsers and SQL extraction.
+LENIENT_PARSERS = ("list", "key_values", "choice", "agent_choice", "extract_sql")
 
 #: What every parser gives for text with no usable content.
 _NOTHING = {"react_text": "StepParseError", "react_json": "StepParseError", "tool_calls": "value:[]",
@@ -93,6 +96,16 @@ CASES: list[Case] = [
          {**_NOTHING, "react_text": "value:('search', None)"}),
     Case("thoughts-50k", lambda: "Thought: hmm\n" * 50_000, None, _NOTHING),
     Case("action-lines-50k", lambda: "Action:\n" * 50_000, None, _NOTHING),
+    Case("action-then-spaces", lambda: "Action" + " " * 200_000 + "x", None, _NOTHING),
+    Case("action-then-tabs-digits", lambda: "Action" + "\t" * 100_000 + "1" * 100_000, None, _NOTHING),
+    Case("input-then-spaces", lambda: "Action: search\nAction Input" + " \t" * 100_000, None,
+         {**_NOTHING, "react_text": "value:('search', None)"}),
+    Case("final-then-spaces", lambda: "Final" + " " * 200_000 + "Answer", None, _NOTHING),
+    Case("key-value-spaces", lambda: " " * 200_000 + "x, y", None, _NOTHING),
+    Case("key-value-trailing", lambda: "k: a" + " " * 200_000 + "b", None, _NOTHING),
+    Case("list-and-spaces", lambda: "a" + " " * 200_000 + "andx, y", None, _NOTHING),
+    Case("choice-spaces", lambda: "answer" + " " * 200_000 + "is" + " " * 200_000, None, _NOTHING),
+    Case("emphasis-run", lambda: "a" + "*" * 200_000 + "b, c", None, _NOTHING),
     Case("braces-50k-unbalanced", lambda: "{" * 50_000 + "}", "json depth",
          {**_NOTHING, "extract_json": "JSONLimitError", "structured": "JSONLimitError"}),
     Case("empty-objects-100k", lambda: "{}" * 100_000, None,

@@ -29,7 +29,7 @@ class StepParseError(OutputParseError):
 _MARKUP = re.compile(r"[*_`#>\"]")
 _PHRASE = re.compile(
     r"\b(?:answer|option|choice|choose|chose|chosen|pick|picked|select|selected|letter|go\s+with|would\s+be)\b"
-    r"\s*(?:is|would\s+be|:|-|=)?\s*(?:option\s+|letter\s+)?[(\[]?([A-Za-z])(?![A-Za-z])(\s+[a-z])?",
+    r"\s*+(?:is|would\s++be|:|-|=)?\s*+(?:option\s++|letter\s++)?[(\[]?([A-Za-z])(?![A-Za-z])(\s+[a-z])?",
     re.IGNORECASE)
 _LEADING = re.compile(r"^[(\[]?([A-Za-z])\s*(?:[).:\]]|\s-|$)")
 _WHOLE = re.compile(r"[(\[]?\s*([A-Za-z])\s*[).:\],]?")
@@ -133,13 +133,16 @@ class ReActStep:
         return self.action == FINAL
 
 
-# Line starts are matched as "\n[ \t]*", not "\n\s*": the same lines, but a run of blank
-# lines is not rescanned from each of its newlines (quadratic on hostile text).
-_THOUGHT = re.compile(r"Thought\s*:\s*(.*?)(?=\n[ \t]*(?:Action|Final\s*Answer)\b|\Z)", re.IGNORECASE | re.DOTALL)
-_ACTION = re.compile(r"^[ \t]*Action[ \t]*\d*[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
-_INPUT = re.compile(r"Action\s*\d*\s*Input\s*\d*\s*:\s*(.*?)(?=\n[ \t]*(?:Observation|Thought|Action)\b|\Z)",
+# Linear on hostile text: line starts are matched as "\n[ \t]*", not "\n\s*" (the same lines,
+# but a run of blank lines is not rescanned from each of its newlines), and the whitespace
+# and digit runs between key words are possessive ("*+"): "Action" + 100,000 spaces fails
+# once instead of trying every split of the run between two "\s*" (quadratic).
+_THOUGHT = re.compile(r"Thought\s*+:\s*(.*?)(?=\n[ \t]*+(?:Action|Final\s*+Answer)\b|\Z)",
+                      re.IGNORECASE | re.DOTALL)
+_ACTION = re.compile(r"^[ \t]*+Action[ \t]*+\d*+[ \t]*+:[ \t]*+(.*)$", re.IGNORECASE | re.MULTILINE)
+_INPUT = re.compile(r"Action\s*+\d*+\s*+Input\s*+\d*+\s*+:\s*(.*?)(?=\n[ \t]*+(?:Observation|Thought|Action)\b|\Z)",
                     re.IGNORECASE | re.DOTALL)
-_FINAL_RE = re.compile(r"Final\s*Answer\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
+_FINAL_RE = re.compile(r"Final\s*+Answer\s*+:\s*(.*)", re.IGNORECASE | re.DOTALL)
 _CALL_FORM = re.compile(r"^([A-Za-z0-9_-]+)\s*\((.*)\)$", re.DOTALL)
 
 
