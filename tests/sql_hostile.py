@@ -126,3 +126,22 @@ def build_shop_db(path: object) -> None:
     conn.executemany("INSERT INTO numbers VALUES (?)", [(i,) for i in range(2000)])
     conn.commit()
     conn.close()
+
+
+#: Statements that run long or allocate inside one SQLite VM instruction, on Chinook:
+#: (id, SQL, expected error class name). The progress handler alone cannot stop them.
+ONE_STEP: list[tuple[str, str, str]] = [
+    ("printf-char-repeat", "SELECT length(printf('%.*c', 2000000000, 'x')) FROM Track LIMIT 4", "SQLRefusedError"),
+    ("printf-width", "SELECT length(printf('%2000000000d', 1)) FROM Track LIMIT 4", "SQLRefusedError"),
+    ("format-star-width", "SELECT length(format('%*s', 1500000000, 'x'))", "SQLRefusedError"),
+    ("zeroblob-huge", "SELECT length(zeroblob(2000000000))", "SQLRefusedError"),
+    ("replace-blowup", "SELECT length(replace(hex(zeroblob(4000000)), '0', '0000'))", "SQLRefusedError"),
+    ("group-concat-blowup", "SELECT length(group_concat(hex(zeroblob(100000)))) FROM Track", "SQLRefusedError"),
+]
+
+#: Statements whose rows are each large: (id, SQL); the result must stop at the byte budget.
+BIG_ROWS: list[tuple[str, str]] = [
+    ("150-rows-of-9mb", "SELECT printf('%.*c', 9000000, 'x') FROM Track LIMIT 150"),
+    ("blob-rows", "SELECT zeroblob(9000000) FROM Track LIMIT 150"),
+    ("wide-row-repeated", "SELECT hex(zeroblob(2000000)), hex(zeroblob(2000000)) FROM Track LIMIT 150"),
+]

@@ -422,7 +422,7 @@ def test_functions_native_tool_calls_step_by_step() -> None:
 
 def test_functions_parallel_calls_errors_and_unknown_tools() -> None:
     both = ChatResult("", tool_calls=(ToolCall("calculator", {"expression": "1/0"}, "a"),
-                                      ToolCall("calculator", {"x": 1}, "b"),
+                                      ToolCall("calculator", {"x": [1]}, "b"),
                                       ToolCall("rm", {"path": "/"}, "c")), finish_reason="tool_calls",
                       usage=Usage(10, 5))
     model, fake = scripted(both, "I could not compute it.")

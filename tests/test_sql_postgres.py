@@ -31,7 +31,11 @@ class RecordingCursor:
             raise RuntimeError("boom")
 
     def fetchmany(self, size: int) -> list[tuple[int]]:
-        return self.rows[:size]
+        self.fetched = getattr(self, "fetched", 0)
+        batch = self.rows[self.fetched:self.fetched + size]
+        self.fetched += len(batch)
+        self.log.append(f"fetchmany {size}")
+        return batch
 
     def close(self) -> None:
         self.log.append("close")
@@ -56,14 +60,23 @@ def test_preamble_opens_a_read_only_transaction_with_a_timeout() -> None:
 
 def test_run_dbapi_issues_preamble_then_query_and_always_rolls_back() -> None:
     conn = RecordingConnection([(1,), (2,), (3,)])
-    columns, rows, truncated = run_dbapi(conn, "SELECT n FROM t", preamble=postgres_preamble(1), row_limit=2)
-    assert (columns, rows, truncated) == (("n",), [(1,), (2,)], True)
-    assert conn.log == ["SET TRANSACTION READ ONLY", "SET LOCAL statement_timeout = 1000", "SELECT n FROM t", "close",
-                        "ROLLBACK"]
+    result = run_dbapi(conn, "SELECT n FROM t", preamble=postgres_preamble(1), row_limit=2)
+    assert (result.columns, result.rows, result.truncated, result.truncated_by) == (("n",), [(1,), (2,)], True, "rows")
+    assert conn.log == ["SET TRANSACTION READ ONLY", "SET LOCAL statement_timeout = 1000", "SELECT n FROM t",
+                        "fetchmany 100", "close", "ROLLBACK"]
     failing = RecordingConnection([])
     with pytest.raises(RuntimeError):
         run_dbapi(failing, "SELECT boom", preamble=[], row_limit=1)
     assert failing.log[-1] == "ROLLBACK"
+
+
+def test_run_dbapi_stops_at_the_byte_budget_in_batches() -> None:
+    big = "x" * 1_000_000
+    conn = RecordingConnection([(big,)] * 500)
+    result = run_dbapi(conn, "SELECT big FROM t", preamble=[], row_limit=1000, max_bytes=5_500_000)
+    assert result.truncated_by == "bytes" and len(result.rows) == 5
+    assert result.nbytes <= 5_500_000
+    assert conn.log.count("fetchmany 100") == 1  # one batch, not the whole result
 
 
 def test_postgres_engine_is_read_only_by_default() -> None:
@@ -182,6 +195,42 @@ def test_postgres_ask_and_guards(pg_url) -> None:
     with pytest.raises(QueryTimeoutError):        # statement_timeout
         execute(db, "SELECT pg_sleep(5)", timeout=0.3)
     assert _count(dsn) == before == 3
+    # rows arrive one by one (psycopg stream) and stop at the byte budget
+    big = execute(db, "SELECT repeat('x', 1000000) FROM generate_series(1, 500)", timeout=5.0, max_bytes=5_500_000)
+    assert big.truncated_by == "bytes" and len(big.rows) == 5
+    # a cancel scope (a tool call that timed out) stops the statement before statement_timeout
+    import threading
+
+    from knowbase.safety.deadline import CancelScope, cancel_scope
+
+    scope = CancelScope()
+    threading.Timer(0.3, scope.cancel, args=("tool timed out",)).start()
+    with cancel_scope(scope=scope), pytest.raises(QueryTimeoutError) as info:
+        execute(db, "SELECT pg_sleep(30)", timeout=60.0)
+    assert "tool timed out" in str(info.value)
     refused = Text2SQL(url, model=ChatModel(FakeChat(default="SELECT pg_read_file('/etc/passwd')")),
                        max_attempts=2).ask("read a file")
     assert refused.error.startswith("refused") and refused.rows == []
+
+
+def test_postgres_reserved_and_capitalised_names_are_quoted(pg_url) -> None:
+    import psycopg
+
+    from knowbase.sql.execute import execute
+    from knowbase.sql.schema import introspect
+
+    url, dsn = pg_url
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA hostile')
+        conn.execute('CREATE TABLE hostile."order" ("group" text, "desc" text, "select" int, "Total" int)')
+        conn.execute("""INSERT INTO hostile."order" VALUES ('a', 'x', 1, 1), ('a', 'y', 2, 2), ('b', 'x', 3, 3)""")
+    db = open_database(url)
+    schema = introspect(db, sample_values=3, namespace="hostile")
+    text = schema.render()
+    assert 'CREATE TABLE "order" (' in text
+    assert "\"group\" TEXT, -- values: 'a', 'b'" in text
+    assert "\"desc\" TEXT, -- values: 'x', 'y'" in text
+    assert '"select" INTEGER' in text and '"Total" INTEGER' in text
+    assert schema.warnings == ()
+    rows = execute(db, 'SELECT "group", sum("Total") FROM hostile."order" GROUP BY "group" ORDER BY 1', timeout=2.0).rows
+    assert rows == [("a", 3), ("b", 3)]

@@ -38,6 +38,7 @@ from knowbase.agents.state import AgentStore, RunState, TaskState
 from knowbase.agents.steps import AgentResult, AgentStep, Budget, Meter, Status, StepCallback
 from knowbase.errors import KnowbaseError
 from knowbase.models.base import ChatModel, Message, Usage
+from knowbase.safety.jsonsafe import JSONLimitError, loads
 from knowbase.tracing.context import new_id, span
 
 STOP_WORDS = frozenset({"stop", "quit", "q", "exit"})
@@ -266,8 +267,8 @@ class AutonomousAgent:
                 stripped = text.strip()
                 if stripped.startswith("["):
                     try:
-                        return Plan(tasks=json.loads(stripped)).tasks
-                    except (json.JSONDecodeError, ValidationError):
+                        return Plan(tasks=loads(stripped)).tasks
+                    except (json.JSONDecodeError, ValidationError, JSONLimitError):
                         pass
                 return Plan.model_validate(parse_json_object(text)).tasks
 

@@ -23,6 +23,7 @@ from knowbase.agents.parsing import parse_text_tool_calls
 from knowbase.agents.steps import AgentResult, AgentStep, Budget, StepCallback
 from knowbase.errors import KnowbaseError
 from knowbase.models.base import ChatModel, ChatOptions, ChatResult, Message, ToolCall, Usage
+from knowbase.safety.jsonsafe import JSONLimitError, loads
 from knowbase.tracing.context import span
 
 _ANSWER_JSON = re.compile(r'^\s*\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)', re.DOTALL)
@@ -39,10 +40,10 @@ def clean_answer(text: str) -> str:
     if not m:
         return stripped
     try:
-        value = json.loads(stripped)
+        value = loads(stripped)
         if isinstance(value, dict) and isinstance(value.get("answer"), str):
             return value["answer"].strip()
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, JSONLimitError):
         pass
     try:
         return json.loads(f'"{m[1]}"').strip()

@@ -16,6 +16,7 @@ from typing import Any
 
 from knowbase.errors import OutputParseError
 from knowbase.models.base import ToolCall
+from knowbase.safety.jsonsafe import JSONLimitError, loads_lenient, top_level_spans
 
 FINAL = "final_answer"
 
@@ -28,7 +29,7 @@ class StepParseError(OutputParseError):
 _MARKUP = re.compile(r"[*_`#>\"]")
 _PHRASE = re.compile(
     r"\b(?:answer|option|choice|choose|chose|chosen|pick|picked|select|selected|letter|go\s+with|would\s+be)\b"
-    r"\s*(?:is|would\s+be|:|-|=)?\s*(?:option\s+|letter\s+)?[(\[]?([A-Za-z])(?![A-Za-z])(\s+[a-z])?",
+    r"\s*+(?:is|would\s++be|:|-|=)?\s*+(?:option\s++|letter\s++)?[(\[]?([A-Za-z])(?![A-Za-z])(\s+[a-z])?",
     re.IGNORECASE)
 _LEADING = re.compile(r"^[(\[]?([A-Za-z])\s*(?:[).:\]]|\s-|$)")
 _WHOLE = re.compile(r"[(\[]?\s*([A-Za-z])\s*[).:\],]?")
@@ -90,52 +91,30 @@ def parse_choice(text: str, n: int, *, names: Sequence[str] = ()) -> int | None:
 
 
 # --- JSON ----------------------------------------------------------------------------------
-def _balanced_objects(text: str) -> list[str]:
-    """Top-level ``{...}`` substrings of ``text``, honouring strings and escapes."""
-    found, depth, start, in_str, esc = [], 0, -1, False, False
-    for i, ch in enumerate(text):
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"' and depth:
-            in_str = True
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                found.append(text[start:i + 1])
-    return found
-
-
 def parse_json_object(text: str) -> dict[str, Any]:
-    """The first JSON object in ``text`` (code fences and chatter around it are ignored).
+    """The JSON object in ``text`` (code fences and chatter around it are ignored).
+
+    The whole text is tried first, then each outermost ``{...}``/``[...]`` span; each is
+    decoded with :func:`~knowbase.safety.jsonsafe.loads_lenient` (trailing commas are the
+    only repair) and a fragment inside a span that failed is never tried, so the object
+    returned is the one the model wrote.
 
     Raises:
-        StepParseError: no JSON object could be decoded.
+        StepParseError: no JSON object could be decoded, or one is over a limit of
+            :mod:`knowbase.safety.jsonsafe` (then ``limit`` names it).
     """
     raw = text or ""
     stripped = re.sub(r"```(?:json)?", "", raw).strip()
     try:
-        value = json.loads(stripped)
-        if isinstance(value, dict):
-            return value
-    except json.JSONDecodeError:
-        pass
-    for candidate in _balanced_objects(stripped):
-        try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
+        for candidate in (stripped, *(stripped[a:b] for a, b in top_level_spans(stripped))):
+            try:
+                value = loads_lenient(candidate)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                return value
+    except JSONLimitError as exc:
+        raise StepParseError(f"the JSON is too large: {exc}", raw=raw, limit=exc.detail.get("limit")) from None
     raise StepParseError("expected one JSON object, found none" if "{" not in raw
                          else "the JSON object is not valid JSON (check quotes, commas and braces)", raw=raw)
 
@@ -154,11 +133,16 @@ class ReActStep:
         return self.action == FINAL
 
 
-_THOUGHT = re.compile(r"Thought\s*:\s*(.*?)(?=\n\s*(?:Action|Final\s*Answer)\b|\Z)", re.IGNORECASE | re.DOTALL)
-_ACTION = re.compile(r"^\s*Action\s*\d*\s*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
-_INPUT = re.compile(r"Action\s*\d*\s*Input\s*\d*\s*:\s*(.*?)(?=\n\s*(?:Observation|Thought|Action)\b|\Z)",
+# Linear on hostile text: line starts are matched as "\n[ \t]*", not "\n\s*" (the same lines,
+# but a run of blank lines is not rescanned from each of its newlines), and the whitespace
+# and digit runs between key words are possessive ("*+"): "Action" + 100,000 spaces fails
+# once instead of trying every split of the run between two "\s*" (quadratic).
+_THOUGHT = re.compile(r"Thought\s*+:\s*(.*?)(?=\n[ \t]*+(?:Action|Final\s*+Answer)\b|\Z)",
+                      re.IGNORECASE | re.DOTALL)
+_ACTION = re.compile(r"^[ \t]*+Action[ \t]*+\d*+[ \t]*+:[ \t]*+(.*)$", re.IGNORECASE | re.MULTILINE)
+_INPUT = re.compile(r"Action\s*+\d*+\s*+Input\s*+\d*+\s*+:\s*(.*?)(?=\n[ \t]*+(?:Observation|Thought|Action)\b|\Z)",
                     re.IGNORECASE | re.DOTALL)
-_FINAL_RE = re.compile(r"Final\s*Answer\s*:\s*(.*)", re.IGNORECASE | re.DOTALL)
+_FINAL_RE = re.compile(r"Final\s*+Answer\s*+:\s*(.*)", re.IGNORECASE | re.DOTALL)
 _CALL_FORM = re.compile(r"^([A-Za-z0-9_-]+)\s*\((.*)\)$", re.DOTALL)
 
 
@@ -172,7 +156,9 @@ def _decode_input(text: str, raw: str) -> Any:
     if body.startswith("{"):
         try:
             return parse_json_object(body)
-        except StepParseError:
+        except StepParseError as exc:
+            if exc.detail.get("limit"):
+                raise
             raise StepParseError("'Action Input:' is not a valid JSON object (check quotes, commas and braces; "
                                  "write it on one line)", raw=raw) from None
     return body
@@ -260,8 +246,8 @@ def parse_text_tool_calls(text: str) -> list[ToolCall]:
         args = obj.get("arguments", obj.get("parameters", {}))
         if isinstance(args, str):
             try:
-                args = json.loads(args)
-            except json.JSONDecodeError:
+                args = loads_lenient(args)
+            except (json.JSONDecodeError, JSONLimitError):
                 args = {"__raw__": args}
         if isinstance(name, str) and name and isinstance(args, dict):
             calls.append(ToolCall(name, args, f"call_{i}"))

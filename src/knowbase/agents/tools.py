@@ -18,6 +18,21 @@ from the signature, the type hints and the Google-style docstring (parsed with
     add.run({"a": "2", "b": 3}).output       # '5'
     add.run({"b": 3}).ok                     # False: 'a' is missing; nothing ran
 
+Arguments are validated the way pydantic's lax mode documents
+(https://docs.pydantic.dev/latest/concepts/conversion_table/): ``"2"`` becomes ``2`` for an
+``int``, and, as models write them, a number becomes a string for a ``str`` parameter
+(``coerce_numbers_to_str``) and a JSON-encoded string (``'["draft", "legal"]'``) is decoded
+for a ``list``/``dict`` parameter. Constraints written with ``Annotated[int, Field(ge=1)]``,
+``page: int = Field(1, ge=1)`` or ``Literal[...]`` stay in both the JSON Schema the model
+reads and the validation, so ``page=0`` never reaches the function. The arguments the
+function received are recorded in :attr:`ToolResult.validated_arguments` and in the trace.
+
+A call runs in a worker thread inside a :mod:`~knowbase.safety.deadline` cancel scope
+with the tool's timeout. On a timeout the scope is cancelled: work that honours it (SQL
+queries through :func:`knowbase.sql.execute.execute`, model calls between tokens) stops,
+and :attr:`ToolResult.stopped` says whether the worker ended within
+:data:`CANCEL_GRACE` seconds.
+
 :meth:`Tool.run` never raises for the tool's own failures: invalid arguments, an
 exception inside the function, a guard's refusal and a timeout all come back as a
 :class:`ToolResult` whose ``output`` is an observation string for the model. A
@@ -32,19 +47,25 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
-from knowbase.errors import KnowbaseError, SafetyError, UserError
+from knowbase.errors import BudgetExceeded, KnowbaseError, SafetyError, UserError
 from knowbase.models.base import ToolSpec
+from knowbase.safety.deadline import CancelScope, cancel_scope
+from knowbase.safety.jsonsafe import JSONLimitError, loads_lenient
 from knowbase.tracing.context import span
 
 ErrorKind = Literal["unknown_tool", "invalid_arguments", "refused", "error", "timeout"]
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a tool call may take before its result is replaced by a timeout observation."""
+
+CANCEL_GRACE = 1.0
+"""Seconds a timed-out call is given to stop after its cancel scope is cancelled."""
 
 MAX_OBSERVATION_CHARS = 2000
 """Longest observation given back to the model, in characters (the rest is cut)."""
@@ -67,6 +88,10 @@ class ToolResult:
             (a guard said no), ``error`` (the function raised) or ``timeout``.
         value: the function's return value (None on failure).
         elapsed_ms: wall time of the call, milliseconds.
+        validated_arguments: the arguments the function was called with, after
+            validation and lax conversion (JSON-able); None when validation failed.
+        stopped: for a timeout, whether the work stopped after being cancelled (False: the
+            worker thread was still running after :data:`CANCEL_GRACE` seconds).
     """
 
     name: str
@@ -76,6 +101,8 @@ class ToolResult:
     error_kind: ErrorKind | None = None
     value: Any = None
     elapsed_ms: float = 0.0
+    validated_arguments: dict[str, Any] | None = None
+    stopped: bool = True
 
 
 def _strip_titles(schema: Any) -> Any:
@@ -99,7 +126,7 @@ def _docstring(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
 
 def _args_model(fn: Callable[..., Any], name: str, param_docs: Mapping[str, str]) -> type[BaseModel]:
     try:
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)  # keep Annotated[int, Field(ge=1)]
     except Exception as exc:  # unresolvable forward references
         raise ToolDefinitionError(f"tool {name!r}: cannot resolve type hints: {exc}", name=name,
                                   reason=str(exc)) from exc
@@ -108,10 +135,38 @@ def _args_model(fn: Callable[..., Any], name: str, param_docs: Mapping[str, str]
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         annotation = hints.get(pname, str)
+        if isinstance(param.default, FieldInfo):  # page: int = Field(1, ge=1)
+            info = param.default
+            if info.description is None and param_docs.get(pname):
+                info = FieldInfo.merge_field_infos(info, description=param_docs[pname])
+            fields[pname] = (annotation, info)
+            continue
         default = ... if param.default is param.empty else param.default
         fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
     model_name = "".join(part.title() for part in name.split("_")) + "Args"
-    return create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(model_name, __config__=ConfigDict(extra="forbid", coerce_numbers_to_str=True), **fields)
+
+
+_CONSTRAINTS = (("minimum", ">= {}"), ("exclusiveMinimum", "> {}"), ("maximum", "<= {}"),
+                ("exclusiveMaximum", "< {}"), ("minLength", "of at least {} characters"),
+                ("maxLength", "of at most {} characters"), ("minItems", "of at least {} items"),
+                ("maxItems", "of at most {} items"), ("pattern", "matching {}"))
+
+
+def _constraint_text(prop: Mapping[str, Any]) -> str:
+    """``" >= 1, <= 50"``: the JSON Schema constraints of ``prop`` in words ("" when none)."""
+    words = [fmt.format(prop[key]) for key, fmt in _CONSTRAINTS if key in prop]
+    return (" " + ", ".join(words)) if words else ""
+
+
+def _accepts_container(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> bool:
+    """The JSON Schema ``prop`` accepts an array or object (directly, by ``$ref`` or in ``anyOf``)."""
+    if "$ref" in prop:
+        prop = defs.get(str(prop["$ref"]).rsplit("/", 1)[-1], {})
+    if prop.get("type") in ("array", "object"):
+        return True
+    return any(_accepts_container(p, defs) for p in prop.get("anyOf", []) if isinstance(p, Mapping)) and \
+        not any(p.get("type") == "string" for p in prop.get("anyOf", []) if isinstance(p, Mapping))
 
 
 def _to_text(value: Any) -> str:
@@ -209,10 +264,18 @@ class Tool:
         return ToolSpec(self.name, self.description, self.parameters)
 
     def signature_text(self) -> str:
-        """A compact one-line form for text prompts: ``name(arg: type, ...): description``."""
+        """A compact one-line form for text prompts: ``name(arg: type, ...): description``.
+
+        Constraints follow the type: ``page: integer >= 1``, ``kind: "a" | "b"``,
+        ``code: string matching ^[A-Z]{3}$``.
+        """
         parts = []
         for pname, prop in self._schema.get("properties", {}).items():
-            kind = prop.get("type") or "/".join(p.get("type", "any") for p in prop.get("anyOf", [])) or "any"
+            if "enum" in prop:
+                kind = " | ".join(json.dumps(v, ensure_ascii=False) for v in prop["enum"])
+            else:
+                kind = prop.get("type") or "/".join(p.get("type", "any") for p in prop.get("anyOf", [])) or "any"
+                kind += _constraint_text(prop)
             optional = "" if pname in self.required else "?"
             parts.append(f"{pname}{optional}: {kind}")
         return f"{self.name}({', '.join(parts)}): {self.description}"
@@ -236,21 +299,45 @@ class Tool:
             text = arguments.strip()
             if text.startswith("{"):
                 try:
-                    decoded = json.loads(text)
+                    decoded = loads_lenient(text)
                 except json.JSONDecodeError:
                     decoded = None
                 if isinstance(decoded, dict):
-                    return self._unwrap(decoded)
+                    return self._decode_json_strings(self._unwrap(decoded))
             arguments = text
         if isinstance(arguments, Mapping):
-            return self._unwrap(dict(arguments))
+            return self._decode_json_strings(self._unwrap(dict(arguments)))
         props = list(self._schema.get("properties", {}))
         target = props[0] if len(props) == 1 else (self.required[0] if len(self.required) == 1 else None)
         if target is None:
             return {"__value__": arguments}  # fails validation with a clear message
         if isinstance(arguments, str) and len(arguments) >= 2 and arguments[0] == arguments[-1] and arguments[0] in "\"'":
             arguments = arguments[1:-1]
-        return {target: arguments}
+        return self._decode_json_strings({target: arguments})
+
+    def _decode_json_strings(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Decode a JSON-encoded string given for a list or dict parameter (``'["a", "b"]'``).
+
+        Only a string that decodes (trailing commas aside) to a list or dict is replaced;
+        anything else is left for validation to report.
+        """
+        props = self._schema.get("properties", {})
+        defs = self._schema.get("$defs", {})
+        out = dict(args)
+        for key, value in args.items():
+            prop = props.get(key)
+            if not isinstance(value, str) or not isinstance(prop, Mapping) or not _accepts_container(prop, defs):
+                continue
+            text = value.strip()
+            if not text.startswith(("[", "{")):
+                continue
+            try:
+                decoded = loads_lenient(text)
+            except (json.JSONDecodeError, JSONLimitError):
+                continue
+            if isinstance(decoded, (list, dict)):
+                out[key] = decoded
+        return out
 
     def _unwrap(self, args: dict[str, Any]) -> dict[str, Any]:
         # Small models often wrap a single argument: {"input": "2+2"} for calculator(expression).
@@ -269,8 +356,9 @@ class Tool:
         """Validate the arguments, call the function with a timeout, return a :class:`ToolResult`.
 
         Never raises for the tool's own failures (see :class:`ToolResult.error_kind`).
-        The call runs in a worker thread that carries the current trace context; on a
-        timeout the thread is abandoned (Python cannot stop it) and its result ignored.
+        The call runs in a worker thread that carries the current trace context, inside a
+        cancel scope with the tool's timeout; on a timeout the scope is cancelled (see the
+        module docstring) and the result says whether the work stopped.
         """
         t0 = time.perf_counter()
 
@@ -283,32 +371,56 @@ class Tool:
         except ValidationError as exc:
             return done(_validation_message(self.name, exc) + f". Expected arguments: {json.dumps(self.parameters)}",
                         False, "invalid_arguments")
+        except JSONLimitError as exc:
+            return done(f"Error: invalid arguments for tool {self.name!r}: {exc}", False, "invalid_arguments")
         kwargs = {k: getattr(validated, k) for k in type(validated).model_fields}
+        try:
+            used = validated.model_dump(mode="json")
+        except Exception:  # a value pydantic cannot serialise (an arbitrary type)
+            used = {k: _to_text(v) for k, v in kwargs.items()}
         box: dict[str, Any] = {}
         ctx = contextvars.copy_context()
+        scope = CancelScope(None if self.timeout is None else time.monotonic() + self.timeout)
+
+        def call() -> Any:
+            with cancel_scope(scope=scope):
+                return self.fn(**kwargs)
 
         def target() -> None:
             try:
-                box["value"] = ctx.run(self.fn, **kwargs)
+                box["value"] = ctx.run(call)
             except BaseException as exc:  # delivered to the agent as an observation
                 box["error"] = exc
+
+        def finish(output: str, ok: bool, kind: ErrorKind | None = None, value: Any = None,
+                   stopped: bool = True) -> ToolResult:
+            return replace(done(output, ok, kind, value), validated_arguments=used, stopped=stopped)
 
         worker = threading.Thread(target=target, name=f"tool-{self.name}", daemon=True)
         worker.start()
         worker.join(self.timeout)
         if worker.is_alive():
-            return done(f"Error: tool {self.name!r} timed out after {self.timeout:g} s", False, "timeout")
+            scope.cancel(f"tool {self.name!r} timed out after {self.timeout:g} s")
+            worker.join(CANCEL_GRACE)
+            stopped = not worker.is_alive()
+            note = "its work was stopped" if stopped else "its work could not be stopped and was abandoned"
+            return finish(f"Error: tool {self.name!r} timed out after {self.timeout:g} s ({note})", False, "timeout",
+                          stopped=stopped)
         if "error" in box:
             error = box["error"]
+            if isinstance(error, BudgetExceeded) and (scope.cancelled or scope.remaining() == 0):
+                # the work honoured the scope's deadline and stopped itself (a query timed out at it)
+                return finish(f"Error: tool {self.name!r} timed out after {self.timeout:g} s (its work was stopped: "
+                              f"{error})", False, "timeout")
             if isinstance(error, SafetyError):
-                return done(f"Error: refused: {error}", False, "refused")
+                return finish(f"Error: refused: {error}", False, "refused")
             if isinstance(error, KnowbaseError):
-                return done(f"Error: {error}", False, "error")
+                return finish(f"Error: {error}", False, "error")
             if isinstance(error, ValidationError):
-                return done(_validation_message(self.name, error), False, "invalid_arguments")
-            return done(f"Error: {type(error).__name__}: {error}", False, "error")
+                return finish(_validation_message(self.name, error), False, "invalid_arguments")
+            return finish(f"Error: {type(error).__name__}: {error}", False, "error")
         value = box.get("value")
-        return done(_to_text(value), True, None, value)
+        return finish(_to_text(value), True, None, value)
 
 
 @overload
@@ -383,4 +495,8 @@ class Toolbox(Mapping[str, Tool]):
                 result = t.run(arguments)
             sp.set(ok=result.ok, error_kind=result.error_kind, elapsed_ms=round(result.elapsed_ms, 2),
                    output=result.output[:500])
+            if result.validated_arguments is not None:
+                sp.set(validated_arguments=_to_text(result.validated_arguments)[:500])
+            if result.error_kind == "timeout":
+                sp.set(stopped=result.stopped)
         return result

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 AGENT_TYPES = ("router", "react", "functions", "auto")
 
@@ -27,7 +28,7 @@ def _split(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
 
 def _echo_step(step: Any, indent: str = "") -> None:
     for line in step.summary().splitlines():
-        click.echo(indent + line)
+        echo(indent + line)
 
 
 def _build_tools(config: dict[str, Any], settings: Any) -> tuple[list[Any], list[Any]]:
@@ -78,13 +79,13 @@ def _feedback_prompt(state: Any, step: Any) -> str | None:
 
 def _finish(result: Any, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str))
+        echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str))
     else:
-        click.echo("")
+        echo("")
         if result.answer is not None:
-            click.echo(result.answer)
+            echo(result.answer)
         if result.status not in ("finished",):
-            click.echo(f"[{result.status}] {result.message}", err=True)
+            echo(f"[{result.status}] {result.message}", err=True)
         tail = f"{len(result.steps)} steps, {result.usage.total_tokens} tokens, {result.elapsed_s:.1f} s"
         if result.retries:
             tail += f", {result.retries} retries"
@@ -92,7 +93,7 @@ def _finish(result: Any, as_json: bool) -> None:
             tail += f"; run {result.run_id}"
         if result.trace_id:
             tail += f"; trace {result.trace_id}"
-        click.echo(tail, err=True)
+        echo(tail, err=True)
     if not result.ok:
         sys.exit(1)
 
@@ -118,7 +119,7 @@ def _run_auto(ctx: click.Context, config: dict[str, Any], *, goal: str | None, r
     try:
         result = agent.resume(run_id) if goal is None else agent.run(goal, run_id=run_id)
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted; continue with: knowbase agent resume {run_id}", err=True)
+        echo(f"\ninterrupted; continue with: knowbase agent resume {run_id}", err=True)
         raise
     finally:
         for item in closing:
@@ -174,7 +175,7 @@ def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], 
         run_id = new_id()
         config["memory_path"] = str(settings.home / "agents" / f"{run_id}.db")
         if not as_json:
-            click.echo(f"run {run_id}", err=True)
+            echo(f"run {run_id}", err=True)
         ask = sys.stdin.isatty() if feedback is None else feedback
         _run_auto(ctx, config, goal=goal, run_id=run_id, feedback=ask and not as_json, as_json=as_json,
                   model_spec=None)
@@ -228,9 +229,9 @@ def resume(ctx: click.Context, run_id: str, model_spec: str | None, max_steps: i
             config[key] = value
     config.setdefault("memory_path", str(settings.home / "agents" / f"{state.id}.db"))
     if not as_json:
-        click.echo(f"run {state.id}: {state.goal} (step {state.step}, {state.status})", err=True)
+        echo(f"run {state.id}: {state.goal} (step {state.step}, {state.status})", err=True)
         for line in state.log:
-            click.echo("  " + line, err=True)
+            echo("  " + line, err=True)
     ask = sys.stdin.isatty() if feedback is None else feedback
     _run_auto(ctx, config, goal=None, run_id=state.id, feedback=ask and not as_json, as_json=as_json,
               model_spec=model_spec)
@@ -252,12 +253,12 @@ def list_(ctx: click.Context, limit: int, as_json: bool) -> None:
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("no saved agent runs")
+        echo("no saved agent runs")
         return
     for r in rows:
         when = dt.datetime.fromtimestamp(r["updated"]).strftime("%Y-%m-%d %H:%M")
         goal = r["goal"] if len(r["goal"]) <= 60 else r["goal"][:57] + "..."
-        click.echo(f"{r['id']}  {when}  {r['status']:<12} step {r['step']:<3} {goal}")
+        echo(f"{r['id']}  {when}  {r['status']:<12} step {r['step']:<3} {goal}")

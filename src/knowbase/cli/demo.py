@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 DEMO_KB = "k8s-sample"
 QUESTIONS = (
@@ -39,7 +40,7 @@ def _progress_lines(every: int = 20) -> Any:
     """A progress callback that prints one plain line every ``every`` files (no terminal)."""
     def update(p: Any) -> None:
         if p.files_done and (p.files_done % every == 0 or p.files_done == p.files_total):
-            click.echo(f"  {p.files_done}/{p.files_total} files, {p.chunks} chunks, {p.seconds:.0f} s", err=True)
+            echo(f"  {p.files_done}/{p.files_total} files, {p.chunks} chunks, {p.seconds:.0f} s", err=True)
 
     return update
 
@@ -80,11 +81,11 @@ def demo(ctx: click.Context, model: str | None, embedder: str | None, questions:
         from knowbase.models.registry import check_chat_spec
 
         check_chat_spec(model)
-    click.echo(f"sample: {sample} (Kubernetes documentation, CC BY 4.0; see {sample / 'NOTICE.md'})")
+    echo(f"sample: {sample} (Kubernetes documentation, CC BY 4.0; see {sample / 'NOTICE.md'})")
     t0 = time.perf_counter()
     base = KnowledgeBase.create(DEMO_KB, embedder=embedder, settings=settings, exist_ok=True)
     with base:
-        click.echo(f"knowledge base {base.name} at {base.path} (embedder {base.embedder_spec})")
+        echo(f"knowledge base {base.name} at {base.path} (embedder {base.embedder_spec})")
         from knowbase.cli.kb import _ingest_with_bar
 
         folders = [str(p) for p in (sample / "en", sample / "zh-cn") if p.is_dir()]  # not NOTICE/LICENSE
@@ -95,20 +96,20 @@ def demo(ctx: click.Context, model: str | None, embedder: str | None, questions:
         for doc in stale:
             base.remove(doc.id)
         if stale:
-            click.echo(f"removed {len(stale)} pages ingested from another copy of the sample")
+            echo(f"removed {len(stale)} pages ingested from another copy of the sample")
         if sys.stderr.isatty():
             report = _ingest_with_bar(base, tuple(folders), True, True)
         else:
-            click.echo("ingesting the sample (the first time takes a few minutes on 2 cores: the embedding model "
+            echo("ingesting the sample (the first time takes a few minutes on 2 cores: the embedding model "
                        "reads every chunk; later runs skip unchanged files)")
             report = base.ingest(folders, prune=True, progress=_progress_lines())
-        click.echo(f"ingest: {len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} "
+        echo(f"ingest: {len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} "
                    f"unchanged, {len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks "
                    f"in {report.seconds:.1f} s")
         for path, reason in report.failed:
-            click.echo(f"  failed: {path}: {reason}", err=True)
+            echo(f"  failed: {path}: {reason}", err=True)
         for q in questions or QUESTIONS:
-            click.echo("")
-            click.echo(click.style(f"question: {q}", bold=True))
+            echo("")
+            echo(click.style(f"question: {q}", bold=True))
             print_stream(base, q, model=model, k=k, extractive=False)
-    click.echo(f"\ndemo done in {time.perf_counter() - t0:.0f} s. Try: knowbase ask {DEMO_KB} \"your question\"")
+    echo(f"\ndemo done in {time.perf_counter() - t0:.0f} s. Try: knowbase ask {DEMO_KB} \"your question\"")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo, terminal_safe
 
 
 def _open(ctx: click.Context, name: str, **kwargs: Any) -> Any:
@@ -54,7 +55,7 @@ def create(ctx: click.Context, name: str, embedder: str | None) -> None:
     from knowbase.knowledge.base import KnowledgeBase
 
     with KnowledgeBase.create(name, embedder=embedder, settings=settings_from(ctx)) as base:
-        click.echo(f"created {base.name} ({base.embedder_spec}) at {base.path}")
+        echo(f"created {base.name} ({base.embedder_spec}) at {base.path}")
 
 
 @kb.command("ingest")
@@ -76,9 +77,9 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
         else:
             report = base.ingest(list(paths), prune=prune, recursive=not no_recursive)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        click.echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} skipped, "
+        echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} skipped, "
                    f"{len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks"
                    + (f" ({report.reused} with unchanged text kept their vectors)" if report.reused else "")
                    + f" in {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)")
@@ -86,7 +87,7 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
             click.echo(f"re-indexed the BM25 tokens of {report.retokenized} existing chunks "
                        "(Chinese words inside longer words are now found)")
         for path, reason in report.failed:
-            click.echo(f"  failed: {_rel(path)}: {reason}", err=True)
+            echo(f"  failed: {_rel(path)}: {reason}", err=True)
     if report.failed:
         ctx.exit(1)
 
@@ -96,12 +97,12 @@ def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: 
 
     with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                   TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.1f} chunks/s"), TimeElapsedColumn(),
-                  TextColumn("{task.fields[current]}"), transient=True) as bar:
+                  TextColumn("{task.fields[current]}", markup=False), transient=True) as bar:
         task = bar.add_task("ingest", total=None, chunks=0, rate=0.0, current="")
 
         def update(p: Any) -> None:
             bar.update(task, completed=p.files_done, total=p.files_total, chunks=p.chunks, rate=p.chunks_per_second,
-                       current=_rel(p.path)[-50:])
+                       current=terminal_safe(_rel(p.path)[-50:]))
 
         return base.ingest(list(paths), prune=prune, progress=update, recursive=recursive)
 
@@ -115,13 +116,13 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
     infos = KnowledgeBase.list(settings_from(ctx))
     if as_json:
-        click.echo(json.dumps([{"name": i.name, "path": str(i.path), "embedder": i.embedder, "documents": i.documents,
+        echo(json.dumps([{"name": i.name, "path": str(i.path), "embedder": i.embedder, "documents": i.documents,
                                 "chunks": i.chunks, "bytes": i.bytes} for i in infos], indent=2))
         return
     if not infos:
-        click.echo("no knowledge bases yet; create one with: knowbase kb create NAME")
+        echo("no knowledge bases yet; create one with: knowbase kb create NAME")
     for i in infos:
-        click.echo(f"{i.name:24} {i.documents:6} docs {i.chunks:8} chunks {i.bytes / 1e6:8.1f} MB  {i.embedder}")
+        echo(f"{i.name:24} {i.documents:6} docs {i.chunks:8} chunks {i.bytes / 1e6:8.1f} MB  {i.embedder}")
 
 
 @kb.command("stats")
@@ -133,12 +134,12 @@ def stats(ctx: click.Context, name: str, as_json: bool) -> None:
     with _open(ctx, name) as base:
         st = base.stats()
     if as_json:
-        click.echo(json.dumps(st, ensure_ascii=False, indent=2))
+        echo(json.dumps(st, ensure_ascii=False, indent=2))
         return
     for key, value in st.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
-        click.echo(f"{key:22} {value}")
+        echo(f"{key:22} {value}")
 
 
 @kb.command("abstain")
@@ -172,10 +173,10 @@ def abstain(ctx: click.Context, name: str, min_coverage: str | None, min_cosine:
             policy = base.policy
     values = {k: getattr(policy, k) for k in policy.FIELDS}
     if as_json:
-        click.echo(json.dumps(values, indent=2))
+        echo(json.dumps(values, indent=2))
         return
     for key, value in values.items():
-        click.echo(f"{key:20} {'off' if value is None else value}")
+        echo(f"{key:20} {'off' if value is None else value}")
 
 
 @kb.command("docs")
@@ -187,12 +188,12 @@ def docs(ctx: click.Context, name: str, as_json: bool) -> None:
     with _open(ctx, name) as base:
         rows = base.documents()
     if as_json:
-        click.echo(json.dumps([{"id": r.id, "path": r.path, "title": r.title, "language": r.language,
+        echo(json.dumps([{"id": r.id, "path": r.path, "title": r.title, "language": r.language,
                                 "chunks": r.chunks, "size": r.size, "sha256": r.sha256} for r in rows],
                               ensure_ascii=False, indent=2))
         return
     for r in rows:
-        click.echo(f"{r.id:6} {r.chunks:5} chunks  {r.language or '?':3} {_rel(r.path)}  {r.title}")
+        echo(f"{r.id:6} {r.chunks:5} chunks  {r.language or '?':3} {_rel(r.path)}  {r.title}")
 
 
 @kb.command("remove")
@@ -203,7 +204,7 @@ def remove(ctx: click.Context, name: str, doc: str) -> None:
     """Remove document DOC (id or path) from NAME."""
     with _open(ctx, name) as base:
         row = base.remove(doc)
-    click.echo(f"removed {row.path} ({row.chunks} chunks)")
+    echo(f"removed {row.path} ({row.chunks} chunks)")
 
 
 @kb.command("drop")
@@ -217,7 +218,7 @@ def drop(ctx: click.Context, name: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete knowledge base {name!r} and all its data?", abort=True)
     path = KnowledgeBase.drop(name, settings_from(ctx))
-    click.echo(f"dropped {name} ({path})")
+    echo(f"dropped {name} ({path})")
 
 
 @kb.command("check")
@@ -230,11 +231,11 @@ def check(ctx: click.Context, name: str) -> None:
     """
     with _open(ctx, name) as base:
         report = base.check()
-    click.echo(f"{report.documents} documents, {report.chunks} chunks, {report.fts_rows} FTS rows, "
+    echo(f"{report.documents} documents, {report.chunks} chunks, {report.fts_rows} FTS rows, "
                f"{report.vectors} vectors")
     for p in report.problems:
-        click.echo(f"problem: {p}", err=True)
-    click.echo("ok" if report.ok else f"{len(report.problems)} problems")
+        echo(f"problem: {p}", err=True)
+    echo("ok" if report.ok else f"{len(report.problems)} problems")
     if not report.ok:
         ctx.exit(1)
 
@@ -252,7 +253,7 @@ def search(ctx: click.Context, name: str, query: str, mode: str, k: int, filter_
     with _open(ctx, name) as base:
         hits = base.search(query, k=k, mode=mode, filter=filter_)
     if as_json:
-        click.echo(json.dumps([{
+        echo(json.dumps([{
             "rank": i, "score": h.score, "bm25_rank": h.bm25_rank, "dense_rank": h.dense_rank,
             "bm25_score": h.bm25_score, "dense_score": h.dense_score, "path": h.chunk.path,
             "section": list(h.chunk.section), "page": h.chunk.page, "chunk_id": h.chunk.chunk_id,
@@ -260,8 +261,8 @@ def search(ctx: click.Context, name: str, query: str, mode: str, k: int, filter_
         } for i, h in enumerate(hits, start=1)], ensure_ascii=False, indent=2))
         return
     if not hits:
-        click.echo("no results")
+        echo("no results")
     for i, h in enumerate(hits, start=1):
-        click.echo(f"{i:2}. {h.score:.4f}  {_source(h.chunk)}")
+        echo(f"{i:2}. {h.score:.4f}  {_source(h.chunk)}")
         snippet = " ".join(h.chunk.text.split())
-        click.echo(f"    {snippet[:200]}{'…' if len(snippet) > 200 else ''}")
+        echo(f"    {snippet[:200]}{'…' if len(snippet) > 200 else ''}")

@@ -16,13 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sys
 import time
 from typing import Any
 
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import console, echo, plain
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -86,9 +86,7 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    return console()
 
 
 def _store(ctx: click.Context) -> Any:
@@ -124,10 +122,10 @@ def logs(ctx: click.Context, limit: int, model: str | None, since: str | None, t
 def _show_calls(store: Any, limit: int, model: str | None, since_ts: float | None, as_json: bool) -> None:
     rows = store.calls(limit=limit, model=model, since=since_ts)
     if as_json:
-        click.echo(json.dumps([_decoded(r) for r in rows], indent=2, ensure_ascii=False))
+        echo(json.dumps([_decoded(r) for r in rows], indent=2, ensure_ascii=False))
         return
     if not rows:
-        click.echo(f"no calls recorded (logs: {store.path})")
+        echo(f"no calls recorded (logs: {store.path})")
         return
     from rich.table import Table
 
@@ -138,18 +136,19 @@ def _show_calls(store: Any, limit: int, model: str | None, since_ts: float | Non
     for r in rows:
         tokens = "-" if r["prompt_tokens"] is None else f"{r['prompt_tokens']}+{r['completion_tokens']}"
         status = "error" if r["error"] else ("cached" if r["cached"] else (r["finish_reason"] or "ok"))
-        table.add_row(r["id"], _when(r["started"]), r["model"], r["kind"], tokens,
-                      f"{r['latency_ms']:.0f}" if r["latency_ms"] is not None else "-", status, r["trace_id"], _preview(r))
+        table.add_row(*(plain(v) for v in (r["id"], _when(r["started"]), r["model"], r["kind"], tokens,
+                      f"{r['latency_ms']:.0f}" if r["latency_ms"] is not None else "-", status, r["trace_id"],
+                      _preview(r))))
     _console().print(table)
 
 
 def _show_totals(store: Any, model: str | None, since_ts: float | None, as_json: bool) -> None:
     rows = [r for r in store.totals(since=since_ts) if not model or model in r["model"]]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo(f"no calls recorded (logs: {store.path})")
+        echo(f"no calls recorded (logs: {store.path})")
         return
     from rich.table import Table
 
@@ -157,8 +156,9 @@ def _show_totals(store: Any, model: str | None, since_ts: float | None, as_json:
     for col in ("model", "calls", "errors", "prompt tokens", "completion tokens", "mean ms", "p95 ms"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     for r in rows:
-        table.add_row(r["model"], str(r["calls"]), str(r["errors"]), str(r["prompt_tokens"]), str(r["completion_tokens"]),
-                      f"{r['mean_latency_ms']:.0f}", f"{r['p95_latency_ms']:.0f}")
+        table.add_row(*(plain(v) for v in (r["model"], r["calls"], r["errors"], r["prompt_tokens"],
+                                           r["completion_tokens"], f"{r['mean_latency_ms']:.0f}",
+                                           f"{r['p95_latency_ms']:.0f}")))
     _console().print(table)
 
 
@@ -194,11 +194,11 @@ def _show_trace(store: Any, trace_id: str, as_json: bool) -> None:
         def clean(node: dict[str, Any]) -> dict[str, Any]:
             row = _decoded(node["row"]) if node["type"] == "call" else dict(node["row"])
             return {"type": node["type"], **row, "children": [clean(c) for c in node["children"]]}
-        click.echo(json.dumps({"trace_id": trace_id, "nodes": [clean(r) for r in roots]}, indent=2, ensure_ascii=False))
+        echo(json.dumps({"trace_id": trace_id, "nodes": [clean(r) for r in roots]}, indent=2, ensure_ascii=False))
         return
     from rich.tree import Tree
 
-    tree = Tree(f"trace {trace_id}")
+    tree = Tree(plain(f"trace {trace_id}"))
 
     def label(node: dict[str, Any]) -> str:
         r = node["row"]
@@ -211,7 +211,7 @@ def _show_trace(store: Any, trace_id: str, as_json: bool) -> None:
         return f"{r['kind']} {r['model']}{tokens}  {r['latency_ms'] or 0:.0f} ms{err}  [{r['id']}]  {_preview(r, 40)}"
 
     def add(branch: Any, node: dict[str, Any]) -> None:
-        sub = branch.add(label(node))
+        sub = branch.add(plain(label(node)))
         for child in node["children"]:
             add(sub, child)
 
@@ -234,7 +234,7 @@ def show(ctx: click.Context, call_id: str, as_json: bool) -> None:
         raise UserError(f"no call {call_id!r} in {store.path} (or the prefix is ambiguous)", call_id=call_id)
     data = _decoded(row)
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     tokens = "-" if data["prompt_tokens"] is None else f"{data['prompt_tokens']} prompt + {data['completion_tokens']} completion"
     for key, value in (("call", data["id"]), ("trace", data["trace_id"]), ("span", data["span_id"] or "-"),
@@ -242,24 +242,24 @@ def show(ctx: click.Context, call_id: str, as_json: bool) -> None:
                        ("tokens", tokens), ("latency", f"{data['latency_ms'] or 0:.0f} ms"),
                        ("finish", data["finish_reason"] or "-"), ("cached", "yes" if data["cached"] else "no"),
                        ("options", json.dumps(data.get("options") or {}, ensure_ascii=False))):
-        click.echo(f"{key + ':':9} {value}")
+        echo(f"{key + ':':9} {value}")
     if data["error"]:
-        click.echo(f"{'error:':9} {data['error']}")
-    click.echo("\n--- messages ---")
+        echo(f"{'error:':9} {data['error']}")
+    echo("\n--- messages ---")
     for m in data.get("messages") or []:
         if isinstance(m, dict):
-            click.echo(f"[{m.get('role')}] {m.get('content') or ''}")
+            echo(f"[{m.get('role')}] {m.get('content') or ''}")
             for tc in m.get("tool_calls") or []:
-                click.echo(f"  tool call: {tc.get('function', {}).get('name')} {tc.get('function', {}).get('arguments')}")
+                echo(f"  tool call: {tc.get('function', {}).get('name')} {tc.get('function', {}).get('arguments')}")
         else:
-            click.echo(f"[text] {m}")
+            echo(f"[text] {m}")
     if data.get("output") is not None:
-        click.echo("\n--- output ---")
-        click.echo(data["output"])
+        echo("\n--- output ---")
+        echo(data["output"])
     if data.get("tool_calls"):
-        click.echo("\n--- tool calls ---")
+        echo("\n--- tool calls ---")
         for tc in data["tool_calls"]:
-            click.echo(f"{tc['name']} {json.dumps(tc['arguments'], ensure_ascii=False)}")
+            echo(f"{tc['name']} {json.dumps(tc['arguments'], ensure_ascii=False)}")
 
 
 @logs.command("stats")

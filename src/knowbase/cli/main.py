@@ -91,6 +91,7 @@ def _known_secrets() -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``knowbase`` script."""
+    from knowbase.cli.output import echo
     from knowbase.errors import KnowbaseError
     from knowbase.redaction import redact
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:  # ctx.exit(N) returns N when standalone_mode is off
             sys.exit(code)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -110,10 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     except KnowbaseError as exc:
         if debug:
             raise
-        click.echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
+        echo(f"Error: {redact(str(exc), _known_secrets())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        echo("Interrupted.", err=True)
         sys.exit(130)
 
 

@@ -8,6 +8,7 @@ import time
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 
 def _store(ctx: click.Context):
@@ -32,14 +33,14 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     """List sessions, most recent first."""
     sessions = _store(ctx).sessions()
     if as_json:
-        click.echo(json.dumps([{"id": s.id, "memory_type": s.memory_type, "turns": s.turns, "created": s.created,
+        echo(json.dumps([{"id": s.id, "memory_type": s.memory_type, "turns": s.turns, "created": s.created,
                                 "updated": s.updated} for s in sessions], ensure_ascii=False))
         return
     if not sessions:
-        click.echo("No sessions.")
+        echo("No sessions.")
         return
     for s in sessions:
-        click.echo(f"{s.id}\t{s.memory_type}\t{s.turns} turn{'s' if s.turns != 1 else ''}\t{_when(s.updated)}")
+        echo(f"{s.id}\t{s.memory_type}\t{s.turns} turn{'s' if s.turns != 1 else ''}\t{_when(s.updated)}")
 
 
 @memory.command()
@@ -56,21 +57,21 @@ def show(ctx: click.Context, session_id: str, as_json: bool) -> None:
         raise UserError(f"no session {session_id!r} (see `knowbase memory list`)", session_id=session_id)
     turns = store.turns(session_id)
     if as_json:
-        click.echo(json.dumps({"id": info.id, "memory_type": info.memory_type, "created": info.created,
+        echo(json.dumps({"id": info.id, "memory_type": info.memory_type, "created": info.created,
                                "updated": info.updated, "summary": info.summary, "folded": info.folded,
                                "entities": info.entities,
                                "turns": [{"n": t.n, "user": t.user, "assistant": t.assistant} for t in turns]},
                               ensure_ascii=False))
         return
-    click.echo(f"Session {info.id} ({info.memory_type}, {info.turns} turns, updated {_when(info.updated)})")
+    echo(f"Session {info.id} ({info.memory_type}, {info.turns} turns, updated {_when(info.updated)})")
     if info.summary:
-        click.echo(f"\nSummary (turns 1-{info.folded}):\n{info.summary}")
+        echo(f"\nSummary (turns 1-{info.folded}):\n{info.summary}")
     if info.entities:
-        click.echo("\nEntities:")
+        echo("\nEntities:")
         for name, facts in info.entities.items():
-            click.echo(f"  {name}: {'; '.join(facts)}")
+            echo(f"  {name}: {'; '.join(facts)}")
     for t in turns:
-        click.echo(f"\n[{t.n}] user: {t.user}\n[{t.n}] assistant: {t.assistant}")
+        echo(f"\n[{t.n}] user: {t.user}\n[{t.n}] assistant: {t.assistant}")
 
 
 @memory.command()
@@ -82,4 +83,4 @@ def delete(ctx: click.Context, session_id: str) -> None:
 
     if not _store(ctx).delete(session_id):
         raise UserError(f"no session {session_id!r}", session_id=session_id)
-    click.echo(f"Deleted session {session_id}.")
+    echo(f"Deleted session {session_id}.")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from typing import Any
 
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import console, echo, plain
 
 # backend name -> (library it needs, what it runs)
 _BACKEND_NOTES: dict[str, tuple[str | None, str]] = {
@@ -104,12 +104,11 @@ def models(ctx: click.Context, as_json: bool) -> None:
     """List the model backends and the embedded models (installed or not, and the defaults)."""
     info = describe(settings_from(ctx))
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo(json.dumps(info, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    out = console()
     table = Table(title="Embedded models", title_justify="left", box=None, pad_edge=False)
     for col in ("model string", "kind", "installed", "default", "size", "licence", "source"):
         table.add_column(col, no_wrap=col != "source")
@@ -117,18 +116,19 @@ def models(ctx: click.Context, as_json: bool) -> None:
         installed = "yes" if m["installed"] else "no"
         if m.get("assembled") is False and m["installed"]:
             installed = "yes (built on first use)"
-        table.add_row(m["spec"], m["kind"], installed, "default" if m["default"] else "", _size(m["size"]),
-                      m["licence"], m["source"])
-    console.print(table)
-    console.print()
+        table.add_row(*(plain(v) for v in (m["spec"], m["kind"], installed, "default" if m["default"] else "",
+                                           _size(m["size"]), m["licence"], m["source"])))
+    out.print(table)
+    out.print()
     backends = Table(title="Backends", title_justify="left", box=None, pad_edge=False)
     for col in ("backend", "kind", "available", "use"):
         backends.add_column(col, no_wrap=col != "use")
     for b in info["backends"]:
-        backends.add_row(b["name"], b["kind"], "yes" if b["available"] else "no (pip install 'knowbase[local]')",
-                         b["description"])
-    console.print(backends)
-    console.print()
-    console.print(f"default chat model: {info['default_chat_model']}")
-    console.print(f"default embedder:   {info['default_embedder']}")
-    console.print(f"model files:        {info['models_dir']}")
+        backends.add_row(*(plain(v) for v in (b["name"], b["kind"],
+                                              "yes" if b["available"] else "no (pip install 'knowbase[local]')",
+                                              b["description"])))
+    out.print(backends)
+    out.print()
+    out.print(plain(f"default chat model: {info['default_chat_model']}"))
+    out.print(plain(f"default embedder:   {info['default_embedder']}"))
+    out.print(plain(f"model files:        {info['models_dir']}"))

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import console, echo, plain, terminal_safe
 
 _SHOWN_ROWS = 50
 
@@ -67,10 +68,12 @@ def schema(ctx: click.Context, db_url: str, question: str | None, examples: str 
 
     t2s = Text2SQL(db_url, settings=settings_from(ctx), sample_values=samples, examples=_examples(examples))
     if question is None:
-        click.echo(t2s.prompt_schema())
+        echo(t2s.prompt_schema())
+        for warning in t2s.schema.warnings:
+            echo(f"warning: {warning}", err=True)
         return
     for message in t2s.messages(question):
-        click.echo(f"[{message.role}]\n{message.content}")
+        echo(f"[{message.role}]\n{message.content}")
 
 
 @sql.command()
@@ -97,11 +100,11 @@ def ask(ctx: click.Context, db_url: str, question: str, model: str | None, sql_o
                    sample_values=samples, examples=_examples(examples), max_attempts=attempts, answer=not no_answer)
     if sql_only:
         statement = t2s.generate(question)
-        click.echo(json.dumps({"question": question, "sql": statement}, ensure_ascii=False) if as_json else statement)
+        echo(json.dumps({"question": question, "sql": statement}, ensure_ascii=False) if as_json else statement)
         return
     result = t2s.ask(question)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         _print(result)
     if not result.ok:
@@ -109,27 +112,29 @@ def ask(ctx: click.Context, db_url: str, question: str, model: str | None, sql_o
 
 
 def _print(result: Any) -> None:
-    from rich.console import Console
+    """Print an SQLAnswer: SQL, rows, answer. Every value is plain, sanitised text (never markup)."""
     from rich.syntax import Syntax
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
+    out = console()
     if result.sql and not result.ok:
-        console.print("[red]Not run.[/red] The last SQL the model wrote, refused or failed:", markup=True,
-                      highlight=False)
+        out.print(Text.assemble(("Not run.", "red"), " The last SQL the model wrote, refused or failed:"))
     if result.sql:
-        console.print(Syntax(result.sql, "sql", word_wrap=True))
+        out.print(Syntax(terminal_safe(result.sql), "sql", word_wrap=True))
     if not result.ok:
-        console.print(f"[red]Error after {result.attempts} attempt(s):[/red] {result.error}", markup=True,
-                      highlight=False)
+        out.print(Text.assemble((f"Error after {result.attempts} attempt(s):", "red"), " ", plain(result.error)))
         return
-    table = Table(*result.columns, show_lines=False)
+    table = Table(show_lines=False)
+    for column in result.columns:
+        table.add_column(plain(column))
     for row in result.rows[:_SHOWN_ROWS]:
-        table.add_row(*("NULL" if v is None else str(v) for v in row))
-    console.print(table)
+        table.add_row(*(plain("NULL" if v is None else v) for v in row))
+    out.print(table)
     more = len(result.rows) - _SHOWN_ROWS
     if more > 0 or result.truncated:
-        console.print(f"({len(result.rows)} rows{' or more' if result.truncated else ''}; "
-                      f"{max(0, more)} not shown)", highlight=False)
+        cut = " (cut at the result size limit)" if getattr(result, "truncated_by", None) == "bytes" else ""
+        out.print(plain(f"({len(result.rows)} rows{' or more' if result.truncated else ''}; "
+                        f"{max(0, more)} not shown){cut}"))
     if result.answer:
-        console.print(result.answer, highlight=False, markup=False)
+        out.print(plain(result.answer))

@@ -192,9 +192,12 @@ class ChatResult:
     trace_id: str | None = None
 
     def json(self) -> Any:
-        """Parse :attr:`text` as JSON; raises :class:`OutputParseError` with the raw text."""
+        """Parse :attr:`text` as JSON (depth-bounded, :func:`knowbase.safety.jsonsafe.loads`); raises
+        :class:`OutputParseError` with the raw text."""
+        from knowbase.safety.jsonsafe import loads
+
         try:
-            return json.loads(self.text)
+            return loads(self.text)
         except json.JSONDecodeError as exc:
             raise OutputParseError(f"model output is not JSON: {exc}", raw=self.text) from exc
 
@@ -344,6 +347,7 @@ class ChatModel:
         return ChatStream(self._run(msgs, opts))
 
     def _run(self, msgs: list[Message], opts: ChatOptions) -> Iterator[str | ChatResult]:
+        from knowbase.safety.deadline import check_cancelled
         from knowbase.tracing.context import current_ids
 
         trace_id, span_id = current_ids()
@@ -361,10 +365,12 @@ class ChatModel:
         t0 = time.perf_counter()
         result: ChatResult | None = None
         try:
+            check_cancelled()  # a tool call that timed out stops its model calls too
             for item in self.backend.execute(msgs, opts):
                 if isinstance(item, ChatResult):
                     result = item
                 else:
+                    check_cancelled()
                     yield item
         except KnowbaseError as exc:
             self._record(msgs, opts, None, exc, started, trace_id, span_id, (time.perf_counter() - t0) * 1000)

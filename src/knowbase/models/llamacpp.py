@@ -532,9 +532,11 @@ class LlamaCppChat:
 
 def _parse_tool_reply(text: str) -> tuple[str, tuple[ToolCall, ...]]:
     """``(answer text, tool calls)`` from a grammar-constrained tool reply; raw text if it is cut short."""
+    from knowbase.safety.jsonsafe import JSONLimitError, loads
+
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
+        data = loads(text)
+    except (json.JSONDecodeError, JSONLimitError):
         return text, ()
     if isinstance(data, dict) and isinstance(data.get("tool"), str):
         raw_args = data.get("arguments")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ from knowbase.errors import (
 )
 from knowbase.models.base import ChatOptions, ChatResult, Message, ToolCall, Usage
 from knowbase.redaction import redact_error
+from knowbase.safety.jsonsafe import JSONLimitError, loads
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.config import ModelSpec, Settings
@@ -189,8 +191,10 @@ class HTTPTransport:
         with self._redacted_errors():
             response = self._send(path, payload, stream=False)
             try:
-                data = response.json()
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                # depth-checked (a hostile server's [[[[...]]]] is an error, not a RecursionError);
+                # no size limit: embedding batches are legitimately large
+                data = loads(response.text, max_chars=sys.maxsize)
+            except (json.JSONDecodeError, UnicodeDecodeError, JSONLimitError) as exc:
                 raise ModelResponseError(f"{response.url} answered with malformed JSON: {exc}",
                                          body=response.text[:_BODY_LIMIT], url=str(response.url)) from exc
             if not isinstance(data, dict):
@@ -223,8 +227,8 @@ class HTTPTransport:
                     if data == "[DONE]":
                         return
                     try:
-                        event = json.loads(data)
-                    except json.JSONDecodeError as exc:
+                        event = loads(data)
+                    except (json.JSONDecodeError, JSONLimitError) as exc:
                         raise ModelResponseError(f"{url} sent a malformed stream event: {exc}", body=data[:_BODY_LIMIT],
                                                  url=url) from exc
                     if isinstance(event, dict) and event.get("error"):
@@ -264,8 +268,8 @@ def _error_text(data: Any) -> str:
 
 def _http_error(status: int, url: str, body: str, retry_after: float | None) -> ModelHTTPError:
     try:
-        detail = _error_text(json.loads(body))
-    except (json.JSONDecodeError, ValueError):
+        detail = _error_text(loads(body))
+    except (json.JSONDecodeError, ValueError, JSONLimitError):
         detail = body.strip().splitlines()[0][:200] if body.strip() else ""
     suffix = f": {detail}" if detail else ""
     if status in (401, 403):
@@ -461,8 +465,8 @@ def _tool_call(raw: dict[str, Any]) -> ToolCall:
     args = fn.get("arguments") or "{}"
     if isinstance(args, str):
         try:
-            args = json.loads(args)
-        except json.JSONDecodeError as exc:
+            args = loads(args)
+        except (json.JSONDecodeError, JSONLimitError) as exc:
             raise ModelResponseError(f"tool call {fn.get('name')!r} has arguments that are not JSON: {exc}",
                                      body=args[:_BODY_LIMIT]) from exc
     if not isinstance(args, dict):

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from knowbase.errors import OutputParseError
+from knowbase.safety.jsonsafe import loads_lenient, top_level_spans
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
-_DECODER = json.JSONDecoder()
 
 
 class OutputParser(Protocol):
@@ -37,42 +37,43 @@ class OutputParser(Protocol):
 
 
 def extract_json(text: str, *, expect: type | None = None) -> Any:
-    """The first JSON value in ``text``: the whole text, a fenced block, or an embedded one.
+    """The JSON value in ``text``: the whole text, a fenced block, or one embedded in prose.
+
+    Candidates, in order: the whole text, each fenced block, then each outermost
+    ``{...}``/``[...]`` span of the text (:func:`~knowbase.safety.jsonsafe.top_level_spans`).
+    Each is decoded with :func:`~knowbase.safety.jsonsafe.loads_lenient`: trailing commas
+    are the only repair, so the value returned is the one written. A fragment inside a
+    span that does not decode is never tried (``{"items": [1, 2], oops}`` is no JSON,
+    not the list ``[1, 2]``).
 
     Args:
         text: model output, e.g. ``'Here you go: {"a": 1}'``.
         expect: ``dict`` or ``list`` to accept only objects or only arrays.
 
     Raises:
-        OutputParseError: no JSON value found (``raw`` holds the text).
+        OutputParseError: no JSON value found (``raw`` holds the text);
+            :class:`~knowbase.safety.jsonsafe.JSONLimitError` (a subclass) when a candidate
+            nests deeper than :data:`~knowbase.safety.jsonsafe.MAX_JSON_DEPTH` or is too long.
     """
     def ok(value: Any) -> bool:
         return expect is None or isinstance(value, expect)
 
-    stripped = text.strip()
-    try:
-        value = json.loads(stripped)
-        if ok(value):
-            return value
-    except json.JSONDecodeError:
-        pass
-    for match in _FENCE.finditer(text):
-        block = match.group(2).strip()
+    def candidates() -> Any:
+        yield text.strip()
+        for match in _FENCE.finditer(text):
+            yield match.group(2).strip()
+        for start, end in top_level_spans(text):
+            yield text[start:end]
+
+    for candidate in candidates():
+        if not candidate:
+            continue
         try:
-            value = json.loads(block)
-            if ok(value):
-                return value
+            value = loads_lenient(candidate)
         except json.JSONDecodeError:
             continue
-    starts = "{[" if expect is None else ("{" if expect is dict else "[")
-    for i, ch in enumerate(text):
-        if ch in starts:
-            try:
-                value, _ = _DECODER.raw_decode(text, i)
-            except json.JSONDecodeError:
-                continue
-            if ok(value):
-                return value
+        if ok(value):
+            return value
     kind = "JSON object" if expect is dict else "JSON array" if expect is list else "JSON"
     raise OutputParseError(f"no {kind} found in the model output", raw=text)
 
@@ -100,9 +101,22 @@ def parse_list(text: str) -> list[str]:
         items = [ln.strip() for ln in lines]
     else:
         line = lines[0].strip()
-        items = re.split(r"\s*[,;]\s*(?:and\s+)?|\s+and\s+", line) if re.search(r"[,;]", line) else [line]
-    cleaned = [re.sub(r"^[*_`]+|[*_`]+$", "", item.strip().rstrip(".")).strip().rstrip(".").strip() for item in items]
+        items = _split_inline(line) if re.search(r"[,;]", line) else [line]
+    cleaned = [item.strip().rstrip(".").strip("*_`").strip().rstrip(".").strip() for item in items]
     return [c for c in cleaned if c]
+
+
+def _split_inline(line: str) -> list[str]:
+    """Items of ``"a, b; c and d"``: split at commas and semicolons, a leading ``and`` dropped,
+    then at `` and `` between words. Linear: each split pattern starts only where a run
+    of spaces starts (``\\s*[,;]`` tried at every space of a long run was quadratic)."""
+    items: list[str] = []
+    for i, part in enumerate(re.split(r"[,;]", line)):
+        part = part.strip()
+        if i:
+            part = re.sub(r"^and\s++", "", part)
+        items.extend(re.split(r"(?<!\s)\s++and\s++", part))
+    return items
 
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -129,7 +143,8 @@ def parse_choice(text: str, n_options: int, *, labels: Sequence[str] | None = No
 
     patterns = [
         r"^\W*([A-Za-z])\W*$",                                                  # "B", "(b)", "B."
-        r"\b(?:answer|choice|option|letter|destination|label)\s*(?:is|would be|:|-|=)?\s*[(\[]?([A-Za-z])\b(?![''])",
+        # possessive "\s*+": a long run of spaces is not re-split between the two runs (quadratic)
+        r"\b(?:answer|choice|option|letter|destination|label)\s*+(?:is|would be|:|-|=)?\s*+[(\[]?([A-Za-z])\b(?![''])",
         r"^\W*([A-Za-z])\s*[).:\]-](?:\s|$)",                                     # "B) billing", "B: ..."
         r"^\W*([A-Z])\b(?!['])",                                                 # "B billing"
     ]
@@ -151,7 +166,25 @@ def parse_choice(text: str, n_options: int, *, labels: Sequence[str] | None = No
     return None
 
 
-_KV = re.compile(r"^\s*(?:[-*+\u2022]\s*)?[*_`]*([^:=\n]{1,60}?)[*_`]*\s*[:=]\s*(.*?)\s*$")
+def _key_value(line: str) -> tuple[str, str] | None:
+    """``(key, value)`` of a ``key: value`` / ``key = value`` line, or None.
+
+    The key is the text before the first ``:`` or ``=``, without a list marker, markdown
+    emphasis and spaces around it, 1 to 60 characters. Written with string operations, not
+    one regular expression: the expression this replaces backtracked cubically on a long
+    run of spaces.
+    """
+    cuts = [i for i in (line.find(":"), line.find("=")) if i >= 0]
+    if not cuts:
+        return None
+    cut = min(cuts)
+    key = line[:cut].strip()
+    if key[:1] in ("-", "*", "+", "\u2022"):
+        key = key[1:].lstrip()
+    key = key.strip("*_`").strip()
+    if not 1 <= len(key) <= 60:
+        return None
+    return key, line[cut + 1:].strip()
 
 
 def parse_key_values(text: str, *, keys: Sequence[str] | None = None) -> dict[str, str]:
@@ -168,10 +201,10 @@ def parse_key_values(text: str, *, keys: Sequence[str] | None = None) -> dict[st
     wanted = {k.lower(): k for k in keys} if keys else None
     out: dict[str, str] = {}
     for line in text.splitlines():
-        match = _KV.match(line)
-        if not match:
+        pair = _key_value(line)
+        if pair is None:
             continue
-        key, value = match.group(1).strip(), match.group(2).strip().strip("*_`").strip()
+        key, value = pair[0], pair[1].strip("*_`").strip()
         if not value:  # "Here you go:" is prose, not a field
             continue
         if wanted is not None:

@@ -34,6 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 from knowbase.errors import OutputParseError
 from knowbase.models.base import ChatOptions, ChatResult, Message, MessagesLike, to_messages
 from knowbase.output.parsers import extract_json
+from knowbase.safety.jsonsafe import check_limits
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.models.base import ChatModel
@@ -108,8 +109,11 @@ def validate_output(text: str, output_type: type[T] | Any) -> T:
     """Parse ``text`` (JSON anywhere in it) into ``output_type``.
 
     Raises:
-        OutputParseError: no JSON, or it does not validate (``raw``, ``errors``).
+        OutputParseError: no JSON, or it does not validate (``raw``, ``errors``);
+            :class:`~knowbase.safety.jsonsafe.JSONLimitError` when the text is longer or
+            nests deeper than :mod:`knowbase.safety.jsonsafe` allows.
     """
+    check_limits(text)
     adapter = _adapter(output_type)
     try:
         return adapter.validate_json(text.strip())

@@ -104,6 +104,37 @@ def open_sqlite_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def open_sqlite_query_connection(path: Path) -> Any:
+    """A hardened, read-only ``apsw`` connection for running model-written SQL.
+
+    The same guards as :func:`open_sqlite_readonly` (``mode=ro``, ``query_only``, no
+    ATTACH, :data:`MAX_VALUE_BYTES`, :func:`sqlite_authorizer`), on the SQLite that apsw
+    bundles rather than the system one: SQLite 3.40's ``printf('%.*c', 2000000000, 'x')``
+    loops two billion times inside one VM instruction (no progress handler or interrupt can
+    stop it) before noticing the length limit; SQLite >= 3.45 refuses it at once.
+
+    Raises:
+        DatabaseConnectError: the file does not exist or is not a SQLite database.
+    """
+    import apsw
+
+    if not path.is_file():
+        raise DatabaseConnectError(f"no such SQLite file: {path}", path=str(path), url=str(path),
+                                   reason="not found")
+    try:
+        conn = apsw.Connection(f"{path.resolve().as_uri()}?mode=ro",
+                               flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        conn.execute("PRAGMA query_only=ON")
+        conn.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        conn.set_authorizer(sqlite_authorizer)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()  # fails early on a non-database file
+    except apsw.Error as exc:
+        raise DatabaseConnectError(f"cannot open {path} as SQLite: {exc}", path=str(path), url=str(path),
+                                   reason=str(exc)) from exc
+    return conn
+
+
 @dataclass(slots=True)
 class Database:
     """A database reached through SQLAlchemy, always read-only. Build with :func:`open_database`.

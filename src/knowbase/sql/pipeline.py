@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from knowbase.errors import KnowbaseError
 from knowbase.sql.database import open_database
 from knowbase.sql.errors import QueryTimeoutError, SQLExecutionError, SQLRefusedError, SQLValidationError
-from knowbase.sql.execute import execute
+from knowbase.sql.execute import MAX_RESULT_BYTES, execute
 from knowbase.sql.generate import (
     Example,
     answer_messages,
@@ -63,6 +63,7 @@ class SQLAnswer:
         truncated: the query had more rows than ``row_limit``.
         trace_id: the trace the model calls were recorded under.
         votes: candidates whose result matched the chosen one (1 without voting).
+        truncated_by: ``"rows"`` or ``"bytes"``: which limit cut the result (None when whole).
     """
 
     question: str
@@ -76,6 +77,7 @@ class SQLAnswer:
     truncated: bool = False
     trace_id: str | None = None
     votes: int = 1
+    truncated_by: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,7 +90,7 @@ class SQLAnswer:
                 "rows": [[_jsonable(v) for v in r] for r in self.rows], "answer": self.answer,
                 "attempts": self.attempts, "error": self.error, "truncated": self.truncated,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}, "trace_id": self.trace_id,
-                "votes": self.votes}
+                "votes": self.votes, "truncated_by": self.truncated_by}
 
 
 def result_signature(rows: Sequence[Sequence[Any]], truncated: bool = False) -> tuple[Any, ...]:
@@ -123,6 +125,9 @@ class Text2SQL:
         settings: default :meth:`Settings.load`.
         row_limit: most rows returned per query.
         timeout: time limit per query, seconds.
+        max_bytes: most bytes of result values per query
+            (:data:`~knowbase.sql.execute.MAX_RESULT_BYTES` by default); a result cut by
+            it has ``truncated_by == "bytes"``.
         sample_values: distinct sample values shown per text column (0: none).
         examples: few-shot pairs: ``(question, sql)`` tuples, dicts or :class:`Example`.
         max_attempts: model calls for SQL per question (the first try plus repairs).
@@ -161,13 +166,14 @@ class Text2SQL:
                  limit: int | None | Literal["row_limit"] = "row_limit", max_tables: int = 12, k_examples: int = 3,
                  embedder: Embedder | None = None, answer: bool = True, max_tokens: int = 256,
                  namespace: str | None = None, tables: Sequence[str] | None = None, candidates: int = 1,
-                 sample_temperature: float = 0.7, seed: int = 1234) -> None:
+                 sample_temperature: float = 0.7, seed: int = 1234, max_bytes: int = MAX_RESULT_BYTES) -> None:
         self.db = open_database(db_url)
         self._model_arg = model
         self._model: ChatModel | None = None
         self.settings = settings
         self.row_limit = row_limit
         self.timeout = timeout
+        self.max_bytes = max_bytes
         self.sample_values = sample_values
         self.examples: list[Example] = as_examples(examples)
         self.max_attempts = max(1, max_attempts)
@@ -239,7 +245,8 @@ class Text2SQL:
             SQLRefusedError, SQLValidationError: the statement is refused or invalid.
             SQLExecutionError, QueryTimeoutError: the database failed or the time ran out.
         """
-        result = execute(self.db, self.validate(sql).sql, row_limit=self.row_limit, timeout=self.timeout)
+        result = execute(self.db, self.validate(sql).sql, row_limit=self.row_limit, timeout=self.timeout,
+                         max_bytes=self.max_bytes)
         return result.columns, result.rows
 
     def generate(self, question: str) -> str:
@@ -297,7 +304,8 @@ class Text2SQL:
                     sql = validated.sql
                     t0 = time.perf_counter()
                     try:
-                        result = execute(self.db, validated.sql, row_limit=self.row_limit, timeout=self.timeout)
+                        result = execute(self.db, validated.sql, row_limit=self.row_limit, timeout=self.timeout,
+                                         max_bytes=self.max_bytes)
                     finally:
                         timings["execution"] += time.perf_counter() - t0
                     error = None
@@ -318,7 +326,8 @@ class Text2SQL:
                 timings["answer"] += time.perf_counter() - t0
             sp.set(sql=sql, attempts=attempts, error=error, votes=votes)
             return SQLAnswer(question, sql, result.columns if result else (), result.rows if result else [], answer,
-                             attempts, error, timings, bool(result and result.truncated), sp.trace_id, votes)
+                             attempts, error, timings, bool(result and result.truncated), sp.trace_id, votes,
+                             result.truncated_by if result else None)
 
     # --- internals --------------------------------------------------------------------
     def _generate_once(self, messages: list[Any], timings: dict[str, float], *, temperature: float = 0.0,
@@ -343,7 +352,7 @@ class Text2SQL:
                 t0 = time.perf_counter()
                 try:
                     runs.append((validated.sql, execute(self.db, validated.sql, row_limit=self.row_limit,
-                                                        timeout=self.timeout)))
+                                                        timeout=self.timeout, max_bytes=self.max_bytes)))
                 finally:
                     timings["execution"] += time.perf_counter() - t0
             except _RETRYABLE:

@@ -10,11 +10,14 @@ markers are removed and each value is cut to :data:`SAMPLE_CHARS` characters.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from knowbase.sql.database import Database
+
+_log = logging.getLogger(__name__)
 
 #: Longest sample value shown to the model, characters.
 SAMPLE_CHARS = 40
@@ -72,6 +75,7 @@ class Schema:
     dialect: str
     tables: tuple[Table, ...]
     namespace: str | None = None
+    warnings: tuple[str, ...] = ()
     _index: dict[str, Table] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +88,8 @@ class Schema:
     def subset(self, names: Iterable[str]) -> Schema:
         """A schema with only the named tables (unknown names are ignored), same order."""
         keep = {n.lower() for n in names}
-        return Schema(self.dialect, tuple(t for t in self.tables if t.name.lower() in keep), self.namespace)
+        return Schema(self.dialect, tuple(t for t in self.tables if t.name.lower() in keep), self.namespace,
+                      self.warnings)
 
     def render(self, *, samples: bool = True) -> str:
         """Compact CREATE TABLE statements, one blank line apart.
@@ -96,12 +101,65 @@ class Schema:
               Name NVARCHAR(120) -- values: 'AC/DC', 'Accept'
             );
         """
-        return "\n\n".join(render_table(t, samples=samples) for t in self.tables)
+        return "\n\n".join(render_table(t, samples=samples, dialect=self.dialect) for t in self.tables)
 
 
-def quote_ident(name: str) -> str:
-    """``name`` as is when it is a plain identifier, else double-quoted."""
-    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+#: PostgreSQL key words that cannot be used as plain identifiers: those marked "reserved"
+#: (including "requires AS" and "can be function or type") and "non-reserved (cannot be
+#: function or type)" in Appendix C of the PostgreSQL 17 manual ("SQL Key Words").
+POSTGRES_RESERVED = frozenset("""
+ALL ANALYSE ANALYZE AND ANY ARRAY AS ASC ASYMMETRIC AUTHORIZATION BETWEEN BIGINT BINARY BIT BOOLEAN BOTH CASE CAST
+CHAR CHARACTER CHECK COALESCE COLLATE COLLATION COLUMN CONCURRENTLY CONSTRAINT CREATE CROSS CURRENT_CATALOG
+CURRENT_DATE CURRENT_ROLE CURRENT_SCHEMA CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DAY DEC DECIMAL DEFAULT
+DEFERRABLE DESC DISTINCT DO ELSE END EXCEPT EXISTS EXTRACT FALSE FETCH FILTER FLOAT FOR FOREIGN FREEZE FROM FULL
+GRANT GREATEST GROUP GROUPING HAVING HOUR ILIKE IN INITIALLY INNER INOUT INT INTEGER INTERSECT INTERVAL INTO IS
+ISNULL JOIN JSON JSON_ARRAY JSON_ARRAYAGG JSON_EXISTS JSON_OBJECT JSON_OBJECTAGG JSON_QUERY JSON_SCALAR
+JSON_SERIALIZE JSON_TABLE JSON_VALUE LATERAL LEADING LEAST LEFT LIKE LIMIT LOCALTIME LOCALTIMESTAMP MERGE_ACTION
+MINUTE MONTH NATIONAL NATURAL NCHAR NONE NORMALIZE NOT NOTNULL NULL NULLIF NUMERIC OFFSET ON ONLY OR ORDER OUT
+OUTER OVER OVERLAPS OVERLAY PLACING POSITION PRECISION PRIMARY REAL REFERENCES RETURNING RIGHT ROW SECOND SELECT
+SESSION_USER SETOF SIMILAR SMALLINT SOME SUBSTRING SYMMETRIC SYSTEM_USER TABLE TABLESAMPLE THEN TIME TIMESTAMP TO
+TRAILING TREAT TRIM TRUE UNION UNIQUE USER USING VALUES VARCHAR VARIADIC VARYING VERBOSE WHEN WHERE WINDOW WITH
+WITHIN WITHOUT XMLATTRIBUTES XMLCONCAT XMLELEMENT XMLEXISTS XMLFOREST XMLNAMESPACES XMLPARSE XMLPI XMLROOT
+XMLSERIALIZE XMLTABLE YEAR
+""".split())
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _sqlite_keywords() -> frozenset[str]:
+    """SQLite's own key words (``sqlite3_keyword_name``, through apsw), upper case."""
+    import apsw
+
+    return frozenset(k.upper() for k in apsw.keywords)
+
+
+def needs_quotes(name: str, dialect: str = "sqlite") -> bool:
+    """``name`` must be double-quoted to be read as that identifier in ``dialect``.
+
+    True for anything but ``[A-Za-z_][A-Za-z0-9_]*``, for a key word of the dialect
+    (SQLite: every key word SQLite itself lists, and :data:`POSTGRES_RESERVED`, which
+    sqlglot also refuses as a bare name; PostgreSQL: :data:`POSTGRES_RESERVED`), and on
+    PostgreSQL for a name with capitals (unquoted names fold to lower case there).
+
+    >>> [needs_quotes(n) for n in ("Track", "order", "group", "desc", "select", "My Col")]
+    [False, True, True, True, True, True]
+    >>> needs_quotes("ArtistId", "postgres"), needs_quotes("artist_id", "postgres")
+    (True, False)
+    """
+    if not _PLAIN.fullmatch(name):
+        return True
+    if dialect in ("postgres", "postgresql"):
+        return name.upper() in POSTGRES_RESERVED or name != name.lower()
+    return name.upper() in _sqlite_keywords() or name.upper() in POSTGRES_RESERVED
+
+
+def quote_ident(name: str, dialect: str = "sqlite") -> str:
+    """``name`` as is when the dialect reads it plainly, else double-quoted (see :func:`needs_quotes`).
+
+    >>> quote_ident("order"), quote_ident("Name"), quote_ident('a"b')
+    ('"order"', 'Name', '"a""b"')
+    """
+    return '"' + name.replace('"', '""') + '"' if needs_quotes(name, dialect) else name
 
 
 def fence_value(value: object) -> str:
@@ -122,12 +180,17 @@ def _clean_comment(text: str | None) -> str:
     return re.sub(r"\s+", " ", re.sub(r"--|/\*|\*/|`", " ", text or "")).strip()[:200]
 
 
-def render_table(table: Table, *, samples: bool = True) -> str:
-    """One table as a compact CREATE TABLE statement (see :meth:`Schema.render`)."""
+def render_table(table: Table, *, samples: bool = True, dialect: str = "sqlite") -> str:
+    """One table as a compact CREATE TABLE statement (see :meth:`Schema.render`), identifiers
+    quoted as ``dialect`` needs them."""
     pk = [c.name for c in table.columns if c.primary_key]
+
+    def q(name: str) -> str:
+        return quote_ident(name, dialect)
+
     lines: list[tuple[str, str]] = []
     for col in table.columns:
-        line = f"  {quote_ident(col.name)}" + (f" {col.type}" if col.type else "")
+        line = f"  {q(col.name)}" + (f" {col.type}" if col.type else "")
         if col.primary_key and len(pk) == 1:
             line += " PRIMARY KEY"
         notes = []
@@ -138,16 +201,16 @@ def render_table(table: Table, *, samples: bool = True) -> str:
         lines.append((line, "; ".join(notes)))
     extra = []
     if len(pk) > 1:
-        extra.append("  PRIMARY KEY (" + ", ".join(map(quote_ident, pk)) + ")")
+        extra.append("  PRIMARY KEY (" + ", ".join(map(q, pk)) + ")")
     for fk in table.foreign_keys:
-        extra.append(f"  FOREIGN KEY ({', '.join(map(quote_ident, fk.columns))}) REFERENCES "
-                     f"{quote_ident(fk.ref_table)}({', '.join(map(quote_ident, fk.ref_columns))})")
+        extra.append(f"  FOREIGN KEY ({', '.join(map(q, fk.columns))}) REFERENCES "
+                     f"{q(fk.ref_table)}({', '.join(map(q, fk.ref_columns))})")
     body = []
     items = [*lines, *((e, "") for e in extra)]
     for i, (text, note) in enumerate(items):
         comma = "," if i < len(items) - 1 else ""
         body.append(f"{text}{comma}" + (f" -- {note}" if note else ""))
-    head = f"CREATE TABLE {quote_ident(table.name)} ("
+    head = f"CREATE TABLE {q(table.name)} ("
     if table.comment:
         head += f" -- {_clean_comment(table.comment)}"
     return head + "\n" + "\n".join(body) + "\n);"
@@ -161,7 +224,8 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
         db: the database.
         sample_values: distinct non-null sample values per text-like column (0: none).
         namespace: PostgreSQL schema to read (default: the connection's default, ``public``).
-        sample_timeout: time limit per sample query, seconds (a column that times out gets none).
+        sample_timeout: time limit per sample query, seconds (a column that times out gets
+            none, and a line in :attr:`Schema.warnings`).
 
     Raises:
         DatabaseConnectError: the database cannot be opened.
@@ -175,8 +239,8 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
     try:
         insp = inspect(db.engine)
         rank = _creation_rank(db)
-        names = _ordered(insp.get_table_names(schema=namespace), rank) + \
-            _ordered(insp.get_view_names(schema=namespace), rank)
+        names = _ordered(insp.get_table_names(schema=namespace), rank or {}) + \
+            _ordered(insp.get_view_names(schema=namespace), rank or {})
         tables = []
         for name in names:
             pk_cols = set((insp.get_pk_constraint(name, schema=namespace) or {}).get("constrained_columns") or [])
@@ -195,16 +259,22 @@ def introspect(db: Database, *, sample_values: int = 0, namespace: str | None = 
     except SQLAlchemyError as exc:
         raise SQLExecutionError(f"cannot read the schema of {db.display_url}: {exc}", sql=None,
                                 reason=str(exc)) from exc
+    warnings: list[str] = []
+    if rank is None:
+        message = "the creation order of tables could not be read; tables are sorted by name"
+        _log.warning(message)
+        warnings.append(message)
     if sample_values > 0:
-        tables = [_with_samples(db, t, sample_values, namespace, sample_timeout) for t in tables]
-    return Schema(db.dialect, tuple(tables), namespace)
+        tables = [_with_samples(db, t, sample_values, namespace, sample_timeout, warnings) for t in tables]
+    return Schema(db.dialect, tuple(tables), namespace, tuple(warnings))
 
 
-def _creation_rank(db: Database) -> dict[str, int]:
+def _creation_rank(db: Database) -> dict[str, int] | None:
     """``{name: position}`` of tables and views in the order the database's author created
     them (SQLite: ``sqlite_master`` rowid order); ``{}`` for other databases or when the
     catalog cannot be read. Creation order reads like the author's own DDL, where a table
-    is usually defined before the tables that reference it."""
+    is usually defined before the tables that reference it. None when the catalog query
+    failed (the caller reports it)."""
     if db.dialect != "sqlite":
         return {}
     from knowbase.errors import KnowbaseError
@@ -213,8 +283,9 @@ def _creation_rank(db: Database) -> dict[str, int]:
     try:
         rows = execute(db, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY rowid",
                        row_limit=100_000, timeout=5.0).rows
-    except KnowbaseError:
-        return {}
+    except KnowbaseError as exc:
+        _log.warning("cannot read the creation order of %s: %s", db.display_url, exc)
+        return None
     return {str(r[0]): i for i, r in enumerate(rows)}
 
 
@@ -224,14 +295,21 @@ def _ordered(names: Sequence[str], rank: dict[str, int]) -> list[str]:
 
 
 def _type_name(sa_type: object) -> str:
+    """The declared type, or "" when there is none (SQLAlchemy's NullType prints as "NULL",
+    which would tell the model the column holds only NULLs)."""
+    from sqlalchemy.types import NullType
+
+    if isinstance(sa_type, NullType):
+        return ""
     try:
         return str(sa_type)
     except Exception:  # NullType and some dialect types cannot compile on their own
         return ""
 
 
-def _with_samples(db: Database, table: Table, k: int, namespace: str | None, timeout: float) -> Table:
-    """Add the ``k`` most frequent values of each text-like column.
+def _with_samples(db: Database, table: Table, k: int, namespace: str | None, timeout: float,
+                  warnings: list[str]) -> Table:
+    """Add the ``k`` most frequent values of each text-like column; a failed query adds to ``warnings``.
 
     A column whose most frequent value occurs once (a near-unique column: names,
     addresses, phone numbers) gets none: such samples cost prompt tokens and rarely help
@@ -240,17 +318,20 @@ def _with_samples(db: Database, table: Table, k: int, namespace: str | None, tim
     from knowbase.errors import KnowbaseError
     from knowbase.sql.execute import execute
 
-    qualified = (quote_ident(namespace) + "." if namespace else "") + quote_ident(table.name)
+    qualified = (quote_ident(namespace, db.dialect) + "." if namespace else "") + quote_ident(table.name, db.dialect)
     cols = []
     for col in table.columns:
         if not col.type or _TEXTY.search(col.type):
-            name = quote_ident(col.name)
+            name = quote_ident(col.name, db.dialect)
             sql = (f"SELECT {name}, COUNT(*) AS n FROM {qualified} WHERE {name} IS NOT NULL "
                    f"GROUP BY {name} ORDER BY n DESC LIMIT {k}")
             try:
                 rows = [r for r in execute(db, sql, row_limit=k, timeout=timeout).rows if str(r[0]).strip()]
-            except KnowbaseError:
-                rows = []  # a sample is optional: skip the column
+            except KnowbaseError as exc:  # a sample is optional: the column gets none, and it is reported
+                rows = []
+                message = f"sample values of {table.name}.{col.name} not read: {exc}"
+                _log.warning(message)
+                warnings.append(message)
             if rows and max(r[1] for r in rows) > 1:
                 col = Column(col.name, col.type, col.nullable, col.primary_key, col.comment,
                              tuple(fence_value(r[0]) for r in rows))

@@ -31,6 +31,13 @@ from knowbase.sql.schema import Schema
 
 #: Largest literal size allowed in ``randomblob(n)`` / ``zeroblob(n)``, bytes.
 MAX_BLOB_BYTES = 1_000_000
+#: Longest statement validated, characters (model replies are far shorter).
+MAX_SQL_CHARS = 100_000
+#: Deepest parenthesis nesting validated. sqlglot's parser recurses about 20 Python frames
+#: per level and fails near 40 levels under CPython's default limit of 1,000 frames; real
+#: queries nest a few levels. Deeper nesting without parentheses (``NOT NOT ...``, nested
+#: ``CASE``) is caught as a ``RecursionError`` and reported the same way.
+MAX_SQL_DEPTH = 24
 _BLOB_FUNCS = {"randomblob", "zeroblob"}
 _TABLE_FUNCS = {"json_each", "json_tree", "generate_series", "unnest", "jsonb_each", "json_array_elements",
                 "jsonb_array_elements", "regexp_split_to_table"}
@@ -78,15 +85,50 @@ def validate_sql(sql: str, *, dialect: str = "sqlite", schema: Schema | None = N
 
     Raises:
         SQLRefusedError: not a single read-only query, or it uses a refused feature.
-        SQLValidationError: the SQL does not parse, or names unknown tables or columns.
+        SQLValidationError: the SQL does not parse, names unknown tables or columns, is
+            longer than :data:`MAX_SQL_CHARS` or nests deeper than :data:`MAX_SQL_DEPTH`.
     """
+    text = (sql or "").strip()
+    if not text:
+        raise _invalid(sql, "empty statement")
+    if len(text) > MAX_SQL_CHARS:
+        raise _invalid(sql, f"statement of {len(text)} characters; the limit is {MAX_SQL_CHARS}")
+    depth = _paren_depth(text)
+    if depth > MAX_SQL_DEPTH:
+        raise _invalid(sql, f"parentheses nested {depth} deep; the limit is {MAX_SQL_DEPTH}")
+    try:
+        return _validate(sql, text, dialect, schema, limit)
+    except (SQLRefusedError, SQLValidationError):
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        # sqlglot (or a check below) failed on an input it does not expect: the statement is
+        # refused as unreadable rather than crashing the caller.
+        raise _invalid(sql, f"cannot analyse the statement ({type(exc).__name__}: {exc})") from exc
+
+
+def _paren_depth(text: str) -> int:
+    """Deepest ``(`` nesting outside SQL string literals and quoted identifiers (linear)."""
+    depth = deepest = 0
+    quote = ""
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")" and depth:
+            depth -= 1
+    return deepest
+
+
+def _validate(sql: str, text: str, dialect: str, schema: Schema | None, limit: int | None) -> ValidatedSQL:
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
-    text = (sql or "").strip()
-    if not text:
-        raise _invalid(sql, "empty statement")
     logger = logging.getLogger("sqlglot")
     level = logger.level
     logger.setLevel(logging.ERROR)  # sqlglot warns when it falls back to a raw Command
@@ -145,8 +187,17 @@ def _check_function(sql: str, node: object) -> None:
     if name in _BLOB_FUNCS:
         args = list(node.expressions) if isinstance(node, exp.Anonymous) else [node.this]  # type: ignore[attr-defined]
         size = args[0] if args else None
-        if not (isinstance(size, exp.Literal) and not size.is_string) or float(size.this) > MAX_BLOB_BYTES:
+        if not (isinstance(size, exp.Literal) and not size.is_string) or not _number_at_most(size.this, MAX_BLOB_BYTES):
             raise _refuse(sql, f"{name}() larger than {MAX_BLOB_BYTES} bytes or with a computed size")
+
+
+def _number_at_most(text: str, maximum: float) -> bool:
+    """``text`` is a plain numeric literal no larger than ``maximum`` (sqlglot reads
+    ``1e6+1`` as one number token: that is not a plain literal)."""
+    try:
+        return float(str(text).replace("_", "")) <= maximum
+    except ValueError:
+        return False
 
 
 def _check_tables(sql: str, root: object, dialect: str, schema: Schema | None, cte_names: set[str]) -> tuple[str, ...]:
