@@ -44,11 +44,12 @@ from knowbase.knowledge.types import Chunk, Document
 
 __all__ = ["split_document", "split_text"]
 
-# Separators, strongest first. A match's end is a cut point.
+# Separators, strongest first. A match's end is a cut point. Each is linear in the text:
+# runs are matched possessively and a run of sentence marks only from its first mark.
 _LEVELS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\n[ \t]*\n\s*"),                                    # paragraphs
     re.compile(r"\n\s*"),                                            # lines
-    re.compile(r"[.!?]+[\"'”’)\]]*\s+|[。！？；]+[”’」』）)\"']*\s*"),           # sentences
+    re.compile(r"(?<![.!?])[.!?]++[\"'”’)\]]*+\s+|[。！？；]++[”’」』）)\"']*+\s*"),  # sentences
     re.compile(r"[,;:]\s+|[，、：；]\s*"),                              # clauses
     re.compile(r"\s+"),                                              # words
 )

@@ -13,7 +13,9 @@ from knowbase.knowledge.types import Page, Section
 __all__ = ["TextBuilder"]
 
 _BLANK_RUN_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
-_TRAILING_WS_RE = re.compile(r"[ \t]+(?=\n|$)")
+# Starts only at the first blank of a run: from every position inside a long run not
+# followed by a newline the match would rescan the rest of the run (quadratic).
+_TRAILING_WS_RE = re.compile(r"(?<![ \t])[ \t]++(?=\n|$)")
 
 
 def _tidy(text: str, *, keep_blank_lines: bool) -> str:

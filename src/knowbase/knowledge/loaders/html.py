@@ -14,7 +14,9 @@ from pathlib import Path
 
 from knowbase.knowledge.loaders._builder import TextBuilder
 from knowbase.knowledge.loaders._text import read_text
+from knowbase.knowledge.loaders.options import LoadOptions
 from knowbase.knowledge.types import Document
+from knowbase.safety.files import FileLimits, count_markup_elements
 
 __all__ = ["HTMLLoader", "html_to_document"]
 
@@ -105,7 +107,7 @@ class _Walker:
 
 
 def html_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
-                     default_title: str = "") -> Document:
+                     default_title: str = "", limits: FileLimits | None = None) -> Document:
     """Convert an HTML page to a :class:`Document` (main content only).
 
     Args:
@@ -113,8 +115,14 @@ def html_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
         path: the document path to record.
         encoding: recorded in ``metadata["encoding"]``.
         default_title: used when the page has neither ``<title>`` nor ``<h1>``.
+        limits: ``max_elements`` bounds the tags parsed (checked before parsing).
+
+    Raises:
+        FileLimitError: more tags than ``limits.max_elements``.
     """
     from selectolax.lexbor import LexborHTMLParser
+
+    count_markup_elements(source, path or "<html>", limits or FileLimits())
 
     tree = LexborHTMLParser(source)
     title_node = tree.css_first("title")
@@ -155,7 +163,12 @@ class HTMLLoader:
 
     extensions: tuple[str, ...] = (".html", ".htm", ".xhtml")
 
-    def load(self, path: Path) -> Document:
+    def load(self, path: Path, options: LoadOptions | None = None) -> Document:
         """Read ``path``; see :func:`knowbase.knowledge.loaders.load_document` for errors."""
-        raw, encoding = read_text(path)
-        return html_to_document(raw, path=str(path), encoding=encoding, default_title=path.stem)
+        options = options or LoadOptions()
+        decoded = read_text(path, options.encoding)
+        doc = html_to_document(decoded.text, path=str(path), encoding=decoded.encoding, default_title=path.stem,
+                               limits=options.limits)
+        if decoded.warnings:
+            doc.metadata["warnings"] = list(decoded.warnings)
+        return doc
