@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from knowbase.errors import InputFileError
+from knowbase.errors import FileLimitError
 
 __all__ = [
     "FileLimits", "FileLimitError", "check_zip", "count_zip_elements", "check_yaml",
@@ -106,11 +106,6 @@ class FileLimits:
                 raise ValueError(f"file limit {key} must be positive, got {raw!r}")
             out[key] = value
         return cls(**out)
-
-
-class FileLimitError(InputFileError):
-    """A file exceeds a limit of :class:`FileLimits` (``path``, ``limit`` the field name,
-    ``value`` the measured or declared amount, ``maximum`` the limit's value, ``reason``)."""
 
 
 def limit_error(path: str | os.PathLike[str], limit: str, value: float, maximum: float, what: str, *,
