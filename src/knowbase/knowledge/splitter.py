@@ -25,7 +25,8 @@ calibrated against ``count_tokens`` on a sample and refined by every measured ch
 ``count_tokens`` is thus called about once per chunk, plus twice per document.
 
 Offsets are exact: ``doc.text[chunk.start:chunk.end] == chunk.text`` for every chunk
-(chunks are trimmed of surrounding whitespace).
+(chunks are trimmed of surrounding whitespace). Chunk starts and ends strictly increase,
+so no chunk contains another.
 """
 
 from __future__ import annotations
@@ -407,6 +408,10 @@ def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_s
         for s, e, tokens in sp.verified(cand.start, cand.end, budget):
             if chunks and e <= chunks[-1].end:
                 continue  # only overlap left after trimming: nothing new
+            while chunks and s == chunks[-1].start:
+                # The overlap of a span whose first piece was blank trims to the previous
+                # chunk's start: this chunk contains that one, which goes.
+                chunks.pop()
             if chunks and s < chunks[-1].start:
                 # Overlap reaching back past a re-split neighbour: start after it instead.
                 s, e = sp.trim(chunks[-1].end, e)
