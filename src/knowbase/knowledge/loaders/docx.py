@@ -130,6 +130,7 @@ class DocxLoader:
             elif tag == "tbl":
                 tables += 1
                 table = Table(child, document)
+                first_row = True
                 for row in table.rows:
                     blocks += 1
                     if blocks > limits.max_paragraphs:
@@ -142,7 +143,10 @@ class DocxLoader:
                     line = " | ".join(cells).strip(" |")
                     if not line:
                         continue
-                    (builder.line if last_was_row else builder.block)(line)
+                    # Word tables have no header markup that is reliably set: the first
+                    # row is taken as the header (as Word's "Header Row" option does).
+                    builder.table_row(line, first=first_row or not last_was_row, header=first_row)
+                    first_row = False
                     last_was_row = True
         text, sections, _ = builder.build()
         meta: dict[str, object] = {"format": "docx", "tables": tables}
@@ -152,4 +156,4 @@ class DocxLoader:
         if props.subject:
             meta["subject"] = props.subject
         return Document(path=str(path), text=text, title=(props.title or "").strip() or title or path.stem,
-                        metadata=meta, sections=sections)
+                        metadata=meta, sections=sections, tables=builder.tables)

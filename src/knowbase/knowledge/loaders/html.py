@@ -45,12 +45,18 @@ class _Walker:
         self.builder = builder
         self.inline: list[str] = []
         self.line_mode = False
+        self.tables: list[list[bool]] = []  # per open table: [no row written yet, current row has <th>]
 
-    def flush(self) -> None:
+    def flush(self, row_end: bool = False) -> None:
         text = _SPACE_RE.sub(" ", "".join(self.inline)).strip()
         self.inline = []
         if text:
-            if self.line_mode:
+            if row_end and self.tables:
+                state = self.tables[-1]
+                # The first row is the header when it has <th> cells.
+                self.builder.table_row(text, first=state[0], header=state[0] and state[1])
+                state[0] = False
+            elif self.line_mode:
                 self.builder.line(text)
             else:
                 self.builder.block(text)
@@ -62,9 +68,11 @@ class _Walker:
             tag = node.tag
             if leaving:
                 if tag in _BLOCKS or tag in _LINES:
-                    self.flush()
+                    self.flush(row_end=tag == "tr")
                     if tag in _LINES:
                         self.line_mode = False
+                    if tag == "table" and self.tables:
+                        self.tables.pop()
                 continue
             if tag == "-text":
                 self.inline.append(node.text(deep=False))
@@ -83,6 +91,8 @@ class _Walker:
                 self.inline.append("\n")
                 continue
             if tag in ("td", "th"):
+                if tag == "th" and self.tables:
+                    self.tables[-1][1] = True
                 self.inline.append(" | " if self.inline and "".join(self.inline).strip() else "")
                 self.inline.append(_text(node))
                 continue
@@ -95,6 +105,10 @@ class _Walker:
                 self.flush()
                 if tag in _LINES:
                     self.line_mode = True
+                if tag == "table":
+                    self.tables.append([True, False])
+                elif tag == "tr" and self.tables:
+                    self.tables[-1][1] = False
             stack.append((node, True))
             children = []
             child = node.child
@@ -148,10 +162,11 @@ def html_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
     if root is not None:
         _Walker(builder).walk(root)
     text, sections, _ = builder.build()
+    tables = builder.tables
     if not title:
         h1 = next((s.path[0] for s in sections if s.path), "")
         title = h1 or default_title
-    return Document(path=path, text=text, title=title, metadata=meta, sections=sections)
+    return Document(path=path, text=text, title=title, metadata=meta, sections=sections, tables=tables)
 
 
 class HTMLLoader:

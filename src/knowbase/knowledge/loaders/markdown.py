@@ -448,10 +448,10 @@ def _fill(builder: TextBuilder, text: str, lang: str, warnings: list[str], *,
             if not _TABLE_ALIGN_RE.match(line):
                 cells = [clean_inline(c.strip()) for c in stripped.strip("|").split("|")]
                 row = " | ".join(cells)
-                if last_kind == "row":
-                    builder.line(row)
-                else:
-                    builder.block(row)
+                first = last_kind != "row"
+                # GFM: a header row is the first row, followed by the delimiter row.
+                header = first and i + 1 < n and _TABLE_ALIGN_RE.match(lines[i + 1]) is not None
+                builder.table_row(row, first=first, header=header)
                 last_kind = "row"
             i += 1
             continue
@@ -525,12 +525,13 @@ def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8"
     _fill(builder, body, lang, warnings, title=title if title and title != h1 else "",
           description=description)
     text, sections, _ = builder.build()
+    tables = builder.tables
     metadata: dict[str, Any] = dict(meta)
     metadata.update({"format": "markdown", "encoding": encoding})
     if warnings:
         metadata["warnings"] = warnings
     return Document(path=path, text=text, title=title or h1 or default_title, metadata=metadata,
-                    sections=sections, language=lang)
+                    sections=sections, language=lang, tables=tables)
 
 
 class MarkdownLoader:
