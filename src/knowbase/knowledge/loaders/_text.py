@@ -92,6 +92,9 @@ _WESTERN_LETTERS = frozenset(
     "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸ")
 _WESTERN_OTHER = frozenset("‘’‚“”„–—…€•«»°·©®™§¶ªº¿¡£¢\xa0´¨¸¯±µ×÷†‡‰ˆ˜‹›")
 _NON_ASCII_RUN_RE = re.compile(r"[^\x00-\x7f]+")
+# Non-letters of cp1252 that Western text does not put before a letter inside a word (the
+# apostrophe ’ and middle dot · it does: l’église, col·lecció).
+_WORD_SYMBOLS = frozenset("‘“„‚–—…€•«»¶ªº¿¡£¢\xa0´¨¸¯±µ×÷†‡‰ˆ˜‹›§©®™")
 
 
 def _fail(path: Path | str, reason: str) -> InputFileError:
@@ -173,7 +176,22 @@ def _western(data: bytes) -> bool:
         return False
     runs = _NON_ASCII_RUN_RE.findall(text)
     long_runs = sum(1 for r in runs if len(r) >= 3 and sum(c in _WESTERN_LETTERS for c in r) >= 2)
-    return long_runs * 20 <= len(runs)
+    if long_runs * 20 > len(runs):
+        return False
+    # Central European letters that cp1252 shows as symbols or capitals: 'du¿ym', '£ódŸ'
+    # (Polish "dużym", "Łódź" in cp1250). A symbol inside or at the start of a word, or
+    # a non-ASCII capital after a small letter, is odd in Western text.
+    odd = 0
+    for m in _NON_ASCII_RUN_RE.finditer(text):
+        for k in range(m.start(), m.end()):
+            c = text[k]
+            before = text[k - 1] if k else " "
+            after = text[k + 1] if k + 1 < len(text) else " "
+            if c in _WESTERN_LETTERS:
+                odd += c.isupper() and before.islower()
+            elif c in _WORD_SYMBOLS:
+                odd += after.isalpha() and (before.isalpha() or c not in "¿¡«“‘„‚")
+    return odd <= max(1, accented // 20)
 
 
 def _near(matches) -> list:
