@@ -15,9 +15,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from hostile_files import CASES, TAIL, TEXT_PAYLOADS, Case  # noqa: E402
+from hostile_files import CASES, TAIL, TEXT_PAYLOADS, Case
 
 MEMORY_LIMIT = 1536 * 1024 * 1024  # bytes of address space for the child
 TIMEOUT = 300  # seconds; a hang guard, not a measurement

@@ -20,7 +20,6 @@ from knowbase.knowledge.loaders import LoadOptions, load_document
 from knowbase.knowledge.loaders._text import decode_text, read_text
 from knowbase.knowledge.loaders.markdown import markdown_to_document
 from knowbase.knowledge.splitter import split_document, split_text
-from knowbase.knowledge.types import Document
 from knowbase.models.fake import fake_count_tokens
 from knowbase.safety.files import FileLimits, check_yaml
 

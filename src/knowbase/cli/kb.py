@@ -108,7 +108,8 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
         ctx.exit(1)
 
 
-def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: bool, options: dict[str, Any]) -> Any:
+def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: bool,
+                     options: dict[str, Any] | None = None) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
@@ -120,7 +121,7 @@ def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: 
             bar.update(task, completed=p.files_done, total=p.files_total, chunks=p.chunks, rate=p.chunks_per_second,
                        current=_rel(p.path)[-50:])
 
-        return base.ingest(list(paths), prune=prune, progress=update, recursive=recursive, **options)
+        return base.ingest(list(paths), prune=prune, progress=update, recursive=recursive, **(options or {}))
 
 
 @kb.command("list")

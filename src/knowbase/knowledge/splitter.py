@@ -460,9 +460,9 @@ def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_s
                 s, e = sp.trim(chunks[-1].end, e)
                 tokens = sp.measure(doc.text[s:e])
             text = doc.text[s:e]
-            table = _table_at(tables, table_starts, s)
-            if table is not None:
-                framed = doc.text[table.start:table.header_end] + "\n" + text
+            holder = _table_at(tables, table_starts, s)
+            if holder is not None:
+                framed = doc.text[holder.start:holder.header_end] + "\n" + text
                 framed_tokens = sp.measure(framed)
                 if framed_tokens <= max_tokens:
                     text, tokens = framed, framed_tokens

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from knowbase.errors import InputFileError, KnowbaseError
 from knowbase.knowledge.language import detect_language
@@ -234,7 +234,7 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int | None = None,
         raise limit_error(p, name, st.st_size, limit, "file size",
                           reason=f"too large: {_mb(st.st_size)} > {_mb(limit)} limit ({name})")
     try:
-        doc = loader.load(p, options) if _takes_options(loader) else loader.load(p)
+        doc = cast(Any, loader).load(p, options) if _takes_options(loader) else loader.load(p)
     except KnowbaseError:
         raise
     except PermissionError as exc:
