@@ -241,6 +241,7 @@ TEXT_PAYLOADS: dict[str, str] = {
     "dots": "." * 500_000 + "x",
     "fences": "`" * 300_000,
     "attrs": "{{< x " + "a" * 500_000 + " >}}",
+    "quotes": ',"a' * 150_000,  # csv.Sniffer's quote regex is quadratic in its sample
 }
 
 
