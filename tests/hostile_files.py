@@ -191,6 +191,16 @@ def _pdf_many_pages(n: int) -> Callable[[], bytes]:
     return make
 
 
+def _pdf_deep_tree(depth: int = 5_000) -> bytes:
+    """A chain of ``depth`` nested /Pages nodes above one page (recursion bait)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    for i in range(depth):
+        parent = b" /Parent %d 0 R" % (1 + i) if i else b""
+        objects.append(b"<< /Type /Pages /Kids [%d 0 R] /Count 1%s >>" % (3 + i, parent))
+    objects += [_page(depth + 1, depth + 3, depth + 4), _stream(b"deep"), _FONT]
+    return build_pdf(objects)
+
+
 def _pdf_encrypted() -> bytes:
     from pypdf import PdfWriter
 
@@ -298,6 +308,7 @@ CASES: list[Case] = [
     Case("pdf_repeated_page_under_limit", ".pdf", _pdf_repeated_page(2_000), "InputFileError", "twice"),
     Case("pdf_page_cycle", ".pdf", _pdf_cycle, "InputFileError", "twice"),
     Case("pdf_page_count", ".pdf", _pdf_many_pages(12_000), "FileLimitError", "pdf_max_pages"),
+    Case("pdf_deep_tree", ".pdf", _pdf_deep_tree, "FileLimitError", "pdf_max_tree_depth"),
     Case("pdf_encrypted_no_password", ".pdf", _pdf_encrypted, "InputFileError", "password"),
     # markup and tables
     Case("html_element_flood", ".html", _html_flood, "FileLimitError", "max_elements"),

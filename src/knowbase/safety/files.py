@@ -68,6 +68,8 @@ class FileLimits:
             matter is ignored with a warning.
         pdf_max_pages: most pages in a PDF (counted by walking the page tree, which must
             be a tree: a page or a /Pages node reached twice is refused).
+        pdf_max_tree_depth: deepest nesting of the PDF page tree (real files have 2 to 5
+            levels; pypdf stops at 100).
         csv_max_rows: most records in a CSV/TSV file.
         csv_max_columns: most fields in a CSV/TSV header.
         csv_max_field_chars: longest CSV field, in characters (a longer one skips its row).
@@ -86,6 +88,7 @@ class FileLimits:
     yaml_max_depth: int = 64
     max_metadata_bytes: int = 64 * 1024
     pdf_max_pages: int = 10_000
+    pdf_max_tree_depth: int = 64
     csv_max_rows: int = 1_000_000
     csv_max_columns: int = 10_000
     csv_max_field_chars: int = 131_072

@@ -36,8 +36,9 @@ def _fail(path: Path, reason: str) -> InputFileError:
 
 
 def _count_pages(path: Path, reader, limits: FileLimits) -> int:
-    """Leaves of the page tree, walked iteratively; refuses a tree that is not a tree or
-    has more than ``limits.pdf_max_pages`` leaves."""
+    """Leaves of the page tree, walked iteratively; refuses a tree that is not a tree, is
+    deeper than ``limits.pdf_max_tree_depth`` or has more than ``limits.pdf_max_pages``
+    leaves."""
     from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
     root = reader.trailer["/Root"].get_object()
@@ -45,10 +46,12 @@ def _count_pages(path: Path, reader, limits: FileLimits) -> int:
     if top is None:
         raise _fail(path, "corrupt PDF: no page tree (/Pages)")
     seen: set[tuple[int, int]] = set()
-    stack = [top]
+    stack = [(top, 1)]
     pages = 0
     while stack:
-        ref = stack.pop()
+        ref, depth = stack.pop()
+        if depth > limits.pdf_max_tree_depth:
+            raise limit_error(path, "pdf_max_tree_depth", depth, limits.pdf_max_tree_depth, "PDF page tree depth")
         if isinstance(ref, IndirectObject):
             key = (ref.idnum, ref.generation)
             if key in seen:
@@ -69,7 +72,7 @@ def _count_pages(path: Path, reader, limits: FileLimits) -> int:
             if len(kids) > limits.pdf_max_pages:
                 raise limit_error(path, "pdf_max_pages", len(kids), limits.pdf_max_pages,
                                   "PDF page-tree node children")
-            stack.extend(reversed(kids))
+            stack.extend((kid, depth + 1) for kid in reversed(kids))
     return pages
 
 
