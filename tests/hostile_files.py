@@ -312,6 +312,9 @@ CASES: list[Case] = [
     Case("pdf_encrypted_no_password", ".pdf", _pdf_encrypted, "InputFileError", "password"),
     # markup and tables
     Case("html_element_flood", ".html", _html_flood, "FileLimitError", "max_elements"),
+    Case("html_deep_divs", ".html", lambda: b"<html><body>" + b"<div>" * 200_000 + b"deep" + b"</div>" * 200_000,
+         "FileLimitError", "max_depth"),
+    Case("html_misnested", ".html", lambda: b"<html><body>" + b"<b>x</p>" * 100_000, "FileLimitError", "max_depth"),
     Case("csv_row_limit", ".csv", lambda: _csv_rows(1_500), "FileLimitError", "csv_max_rows",
          limits={"csv_max_rows": 1_000}),
     Case("csv_wide_header", ".csv", _csv_wide, "FileLimitError", "csv_max_columns"),

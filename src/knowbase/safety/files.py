@@ -17,7 +17,10 @@ The checks here are format-level and need no parser:
   streaming the inflated bytes in blocks (memory bounded) before any XML parser runs;
 * :func:`check_yaml` -- a YAML document's event stream (linear in its size): nesting
   depth, alias count and the node count *after* alias expansion;
-* :func:`count_markup_elements` -- start tags in HTML/XML text.
+* :func:`count_markup_elements` -- start tags in HTML/XML text;
+* :func:`check_html_depth` -- how deep an HTML5 parser would nest the elements (the
+  tree-construction algorithm scans the stack of open elements for many start tags, so
+  parsing is quadratic in the depth: 200,000 nested ``<div>`` took minutes).
 
 Sources: the zip-bomb construction and its defences are described by D. Fifield, "A
 better zip bomb" (WOOT 2019), https://www.bamsoftware.com/hacks/zipbomb/; the YAML alias
@@ -37,7 +40,7 @@ from knowbase.errors import FileLimitError
 
 __all__ = [
     "FileLimits", "FileLimitError", "check_zip", "count_zip_elements", "check_yaml",
-    "count_markup_elements", "limit_error",
+    "count_markup_elements", "check_html_depth", "limit_error",
 ]
 
 
@@ -58,6 +61,8 @@ class FileLimits:
             about 1032:1.
         max_elements: most markup elements (start tags) in a DOCX's XML parts together
             or in an HTML file; a 1,000-page Word document has about 500,000.
+        max_depth: deepest element nesting in an HTML file, estimated before parsing
+            (Chromium's parser stops nesting at 512).
         max_paragraphs: most body paragraphs and table rows read from a DOCX (python-docx
             takes about 70 us for each: 100,000 is a few seconds; a 1,000-page document
             has about 30,000).
@@ -83,6 +88,7 @@ class FileLimits:
     zip_max_ratio: float = 200.0
     max_elements: int = 1_000_000
     max_paragraphs: int = 100_000
+    max_depth: int = 512
     yaml_max_nodes: int = 10_000
     yaml_max_aliases: int = 100
     yaml_max_depth: int = 64
@@ -214,6 +220,75 @@ def count_markup_elements(text: str, path: str | os.PathLike[str], limits: FileL
     if n > limits.max_elements:
         raise limit_error(path, "max_elements", n, limits.max_elements, "markup elements")
     return n
+
+
+# Elements that never stay open under a repeated start tag (void elements, and those an
+# HTML5 parser closes implicitly when a sibling starts: p, li, td...).
+_NO_NESTING = frozenset(
+    "area base br col embed hr img input link meta param source track wbr keygen frame basefont bgsound "
+    "p li dt dd tr td th option optgroup rb rt rp rtc tbody thead tfoot colgroup caption html head body".split())
+_RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext")
+_TAG_AT = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*+)[^<>]*?(/?)>")
+
+
+def check_html_depth(text: str, path: str | os.PathLike[str], limits: FileLimits) -> int:
+    """Estimate the deepest nesting an HTML5 parser builds from ``text`` and refuse it
+    over ``limits.max_depth``; linear in the text.
+
+    The estimate keeps a stack of open elements: a start tag pushes (except void and
+    implicitly closed elements, and self-closing tags inside ``<svg>``/``<math>``); an end
+    tag pops up to the matching element, or is ignored when none is open (as the parser
+    ignores it); raw-text elements (``script``, ``style``...) and comments are skipped.
+
+    Returns:
+        the deepest nesting seen.
+
+    Raises:
+        FileLimitError: deeper than ``limits.max_depth``.
+    """
+    stack: list[str] = []
+    open_count: dict[str, int] = {}
+    foreign = 0  # open <svg>/<math> elements
+    deepest = 0
+    pos = 0
+    lower = None
+    while (start := text.find("<", pos)) >= 0:
+        if text.startswith("<!--", start):
+            end = text.find("-->", start + 4)
+            pos = len(text) if end < 0 else end + 3
+            continue
+        m = _TAG_AT.match(text, start)
+        if m is None:
+            pos = start + 1
+            continue
+        pos = m.end()
+        closing, name, self_closing = m.group(1), m.group(2).lower(), m.group(3)
+        if closing:
+            if open_count.get(name):
+                while stack:
+                    top = stack.pop()
+                    open_count[top] -= 1
+                    if top in ("svg", "math"):
+                        foreign -= 1
+                    if top == name:
+                        break
+            continue
+        if name in _RAW_TEXT:
+            if lower is None:
+                lower = text.lower()
+            end = lower.find(f"</{name}", pos)
+            pos = len(text) if end < 0 else end
+            continue
+        if name in _NO_NESTING or (self_closing and foreign):
+            continue
+        stack.append(name)
+        open_count[name] = open_count.get(name, 0) + 1
+        foreign += name in ("svg", "math")
+        if len(stack) > deepest:
+            deepest = len(stack)
+            if deepest > limits.max_depth:
+                raise limit_error(path, "max_depth", deepest, limits.max_depth, "HTML element nesting depth")
+    return deepest
 
 
 # --- YAML -----------------------------------------------------------------------------------

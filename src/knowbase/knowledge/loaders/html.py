@@ -16,7 +16,7 @@ from knowbase.knowledge.loaders._builder import TextBuilder
 from knowbase.knowledge.loaders._text import read_text
 from knowbase.knowledge.loaders.options import LoadOptions
 from knowbase.knowledge.types import Document
-from knowbase.safety.files import FileLimits, count_markup_elements
+from knowbase.safety.files import FileLimits, check_html_depth, count_markup_elements
 
 __all__ = ["HTMLLoader", "html_to_document"]
 
@@ -129,14 +129,18 @@ def html_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
         path: the document path to record.
         encoding: recorded in ``metadata["encoding"]``.
         default_title: used when the page has neither ``<title>`` nor ``<h1>``.
-        limits: ``max_elements`` bounds the tags parsed (checked before parsing).
+        limits: ``max_elements`` bounds the tags parsed, ``max_depth`` their nesting (both
+            checked before parsing: tree construction is quadratic in the depth).
 
     Raises:
-        FileLimitError: more tags than ``limits.max_elements``.
+        FileLimitError: more tags than ``limits.max_elements`` or nesting deeper than
+            ``limits.max_depth``.
     """
     from selectolax.lexbor import LexborHTMLParser
 
-    count_markup_elements(source, path or "<html>", limits or FileLimits())
+    limits = limits or FileLimits()
+    count_markup_elements(source, path or "<html>", limits)
+    check_html_depth(source, path or "<html>", limits)
 
     tree = LexborHTMLParser(source)
     title_node = tree.css_first("title")
