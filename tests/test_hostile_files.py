@@ -38,7 +38,9 @@ for path in sys.argv[3:]:
                "message": str(exc), "path": str(getattr(exc, "path", ""))}
     out["file"] = path
     results.append(out)
-results.append({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+results.append({"maxrss_kb": hwm})
 print(json.dumps(results, default=str))
 """
 
