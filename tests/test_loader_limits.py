@@ -254,15 +254,18 @@ def test_cli_ingest_encoding_and_links(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "menu.txt").write_bytes("Crème brûlée\n".encode("latin-1"))
     (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "\x1b]52;c;aGk=\x07x.txt").symlink_to("/etc/hostname")  # a terminal escape in the name
     runner = CliRunner()
     assert runner.invoke(cli, ["kb", "create", "c", "--embedder", "fake"]).exit_code == 0
     result = runner.invoke(cli, ["kb", "ingest", "c", str(folder)])
     assert result.exit_code == 0, result.output
     assert "skipped: " in result.stderr and "passwd.txt: symlink leaves the folder" in result.stderr
+    assert "\x1b" not in result.stderr and "?]52;c;aGk=?x.txt" in result.stderr
     result = runner.invoke(cli, ["kb", "search", "c", "brûlée", "--json"])
     assert "Crème brûlée" in result.stdout
     result = runner.invoke(cli, ["kb", "ingest", "c", str(folder), "--encoding", "bogus"])
     assert result.exit_code == 2 and "unknown encoding" in result.output
     result = runner.invoke(cli, ["kb", "ingest", "c", str(folder), "--follow-links", "--json"])
     report = json.loads(result.stdout)
-    assert [Path(p).name for p in report["added"]] == ["passwd.txt"] and report["ignored"] == []
+    assert sorted(Path(p).name[-6:] for p in report["added"]) == ["\x07x.txt", "wd.txt"]
+    assert report["ignored"] == []

@@ -31,6 +31,15 @@ def _rel(path: str) -> str:
     return path if rel.startswith("../..") else rel
 
 
+_CONTROL = {c: "?" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09,)}
+
+
+def _plain(text: str) -> str:
+    """``text`` with control characters (terminal escapes: a file name or a parser message
+    could carry them) shown as ``?``."""
+    return text.translate(_CONTROL)
+
+
 def _source(chunk: Any) -> str:
     out = _rel(chunk.path)
     if chunk.section:
@@ -99,11 +108,11 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
                    + (f" ({report.reused} with unchanged text kept their vectors)" if report.reused else "")
                    + f" in {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)")
         for path, reason in report.ignored:
-            click.echo(f"  skipped: {_rel(path)}: {reason}", err=True)
+            click.echo(_plain(f"  skipped: {_rel(path)}: {reason}"), err=True)
         for path, warning in report.warnings:
-            click.echo(f"  warning: {_rel(path)}: {warning}", err=True)
+            click.echo(_plain(f"  warning: {_rel(path)}: {warning}"), err=True)
         for path, reason in report.failed:
-            click.echo(f"  failed: {_rel(path)}: {reason}", err=True)
+            click.echo(_plain(f"  failed: {_rel(path)}: {reason}"), err=True)
     if report.failed:
         ctx.exit(1)
 
