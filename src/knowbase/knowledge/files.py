@@ -151,7 +151,7 @@ class _Walker:
             if entry.is_symlink():
                 outside = self._leaves(root, path)
                 if outside is not None:
-                    if entry.is_dir() or path.suffix.lower() in self.extensions:
+                    if (self.recursive and entry.is_dir()) or path.suffix.lower() in self.extensions:
                         yield outside
                     continue
             try:
