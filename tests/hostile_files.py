@@ -314,6 +314,8 @@ CASES: list[Case] = [
     Case("html_element_flood", ".html", _html_flood, "FileLimitError", "max_elements"),
     Case("html_deep_divs", ".html", lambda: b"<html><body>" + b"<div>" * 200_000 + b"deep" + b"</div>" * 200_000,
          "FileLimitError", "max_depth"),
+    Case("html_wide_row", ".html", lambda: b"<html><body><table><tr>" + b"<td>a" * 300_000 + b"</table>", None,
+         check=lambda text, meta: text.startswith("a | a | a")),
     Case("html_misnested", ".html", lambda: b"<html><body>" + b"<b>x</p>" * 100_000, "FileLimitError", "max_depth"),
     Case("csv_row_limit", ".csv", lambda: _csv_rows(1_500), "FileLimitError", "csv_max_rows",
          limits={"csv_max_rows": 1_000}),

@@ -44,12 +44,20 @@ class _Walker:
     def __init__(self, builder: TextBuilder) -> None:
         self.builder = builder
         self.inline: list[str] = []
+        self.inline_text = False  # whether ``inline`` holds more than blanks (kept, not recomputed: linear)
         self.line_mode = False
         self.tables: list[list[bool]] = []  # per open table: [no row written yet, current row has <th>]
+
+    def add(self, text: str) -> None:
+        """Append inline text."""
+        self.inline.append(text)
+        if not self.inline_text and text.strip():
+            self.inline_text = True
 
     def flush(self, row_end: bool = False) -> None:
         text = _SPACE_RE.sub(" ", "".join(self.inline)).strip()
         self.inline = []
+        self.inline_text = False
         if text:
             if row_end and self.tables:
                 state = self.tables[-1]
@@ -75,7 +83,7 @@ class _Walker:
                         self.tables.pop()
                 continue
             if tag == "-text":
-                self.inline.append(node.text(deep=False))
+                self.add(node.text(deep=False))
                 continue
             if tag in ("-comment", "-doctype"):
                 continue
@@ -93,13 +101,14 @@ class _Walker:
             if tag in ("td", "th"):
                 if tag == "th" and self.tables:
                     self.tables[-1][1] = True
-                self.inline.append(" | " if self.inline and "".join(self.inline).strip() else "")
-                self.inline.append(_text(node))
+                if self.inline_text:
+                    self.add(" | ")
+                self.add(_text(node))
                 continue
             if tag == "img":
                 alt = node.attributes.get("alt") or ""
                 if alt:
-                    self.inline.append(f" {alt} ")
+                    self.add(f" {alt} ")
                 continue
             if tag in _BLOCKS or tag in _LINES:
                 self.flush()
