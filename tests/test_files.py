@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from knowbase.errors import InputFileError
+from knowbase.errors import InputFileError, SkippedFileError
 from knowbase.knowledge import files as files_mod
 from knowbase.knowledge.files import is_glob, iter_sources
 
@@ -101,14 +101,47 @@ def test_symlink_loop_is_reported_and_the_rest_continues(tmp_path: Path) -> None
     }
 
 
-def test_symlinked_folder_elsewhere_is_followed(tmp_path: Path) -> None:
+def test_symlinked_folder_elsewhere_is_skipped_unless_follow_links(tmp_path: Path) -> None:
     other = _tree(tmp_path / "other")
     root = tmp_path / "docs"
     root.mkdir()
     (root / "linked").symlink_to(other / "sub")
     paths, errors = _split(list(iter_sources([root])))
+    assert paths == []
+    assert [(type(e), Path(e.path).name) for e in errors] == [(SkippedFileError, "linked")]
+    assert errors[0].reason.startswith("symlink leaves the folder being ingested (to ")
+    assert str((other / "sub").resolve()) in errors[0].reason
+    paths, errors = _split(list(iter_sources([root], follow_links=True)))
     assert errors == []
     assert _rel(paths, root) == ["linked/c.md", "linked/deeper/d.html", "linked/e.csv"]
+
+
+def test_symlinks_leaving_the_folder_are_not_followed(tmp_path: Path) -> None:
+    """Links to a system file and to a credentials file named like a document are skipped
+    with the reason; a link staying inside the folder is followed; a glob's links are
+    judged against its fixed part; an explicitly named link is read."""
+    secret = tmp_path / "home" / ".aws" / "credentials"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("[default]\naws_secret_access_key = abc\n")
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.md").write_text("# A\n")
+    (root / "sub" / "x.txt").symlink_to(secret)
+    (root / "passwd.txt").symlink_to("/etc/passwd")
+    (root / "inside.md").symlink_to(root / "a.md")
+    (root / "sub" / "up.md").symlink_to("../a.md")  # relative, stays inside
+    items = list(iter_sources([root]))
+    skipped = {Path(e.path).name: e.reason for e in items if isinstance(e, SkippedFileError)}
+    assert set(skipped) == {"x.txt", "passwd.txt"}
+    assert str(secret.resolve()) in skipped["x.txt"] and "/etc/passwd" in skipped["passwd.txt"]
+    assert all(not isinstance(e, InputFileError) or isinstance(e, SkippedFileError) for e in items)
+    assert [p.name for p in items if isinstance(p, Path)] == ["a.md"]  # the two inside links are the same file
+    glob_items = list(iter_sources([str(root / "**" / "*.txt")]))
+    assert {Path(e.path).name for e in glob_items if isinstance(e, SkippedFileError)} == {"x.txt", "passwd.txt"}
+    assert not [p for p in glob_items if isinstance(p, Path)]
+    followed = [p for p in iter_sources([root], follow_links=True) if isinstance(p, Path)]
+    assert sorted(p.name for p in followed) == ["a.md", "passwd.txt", "x.txt"]
+    assert [p.name for p in iter_sources([root / "sub" / "x.txt"])] == ["x.txt"]  # named explicitly
 
 
 def test_unreadable_folder_is_yielded_as_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -485,7 +485,7 @@ def test_fifty_megabyte_text_file_is_refused_before_reading(tmp_path: Path,
     monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or b"")
     with pytest.raises(InputFileError) as exc:
         load_document(path)
-    assert _reason(exc) == "too large: 50.0 MB > 20.0 MB limit"
+    assert _reason(exc) == "too large: 50.0 MB > 20.0 MB limit (max_text_bytes)"
     assert read == []  # refused from the file size, never read into memory
 
 

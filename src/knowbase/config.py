@@ -22,6 +22,9 @@ Example ``config.toml``::
     tracing = true
     api_key = "sk-..."          # or leave it in the environment
     timeout = 60                # seconds, read timeout for HTTP backends
+
+    [file_limits]               # see knowbase.safety.files.FileLimits
+    pdf_max_pages = 20000
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 
 from knowbase.errors import ConfigError
 from knowbase.redaction import REDACTED, is_secret_name, redact, redact_value
+from knowbase.safety.files import FileLimits
 
 DEFAULT_CHAT_MODEL = "llamacpp:qwen2.5-coder-1.5b"
 DEFAULT_EMBEDDER = "onnx:all-minilm-l6-v2"  # int8 MiniLM; see knowbase.models.onnx_embedder
@@ -53,6 +57,9 @@ class Settings:
         timeout: read timeout for HTTP backends, seconds.
         connect_timeout: connect timeout for HTTP backends, seconds.
         max_retries: retries on 429, 5xx and connection errors.
+        file_limits: per-file limits applied when loading documents
+            (:class:`knowbase.safety.files.FileLimits`; ``[file_limits]`` table in
+            ``config.toml``, e.g. ``pdf_max_pages = 20000``).
         extra: any other keys from the config file, untouched.
     """
 
@@ -64,6 +71,7 @@ class Settings:
     timeout: float = 120.0
     connect_timeout: float = 10.0
     max_retries: int = 3
+    file_limits: FileLimits = field(default_factory=FileLimits)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -104,6 +112,7 @@ class Settings:
                 timeout=float(pick("timeout", "KNOWBASE_TIMEOUT", 120.0)),
                 connect_timeout=float(pick("connect_timeout", None, 10.0)),
                 max_retries=int(pick("max_retries", None, 3)),
+                file_limits=_file_limits(pick("file_limits", None, None)),
                 extra=file_values,
             )
         except (TypeError, ValueError) as exc:
@@ -154,6 +163,16 @@ class Settings:
         """Assembled model files (the Qwen GGUF): ``$KNOWBASE_MODELS_DIR`` or ``home/models``."""
         override = self.extra.get("models_dir") or os.environ.get("KNOWBASE_MODELS_DIR")
         return Path(override).expanduser() if override else self.home / "models"
+
+
+def _file_limits(value: Any) -> FileLimits:
+    if value is None:
+        return FileLimits()
+    if isinstance(value, FileLimits):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"file_limits must be a table, got {type(value).__name__}")
+    return FileLimits.from_mapping(value)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -116,6 +116,16 @@ class EmptyQueryError(UserError, ValueError):
     exit_code = 2
 
 
+class FileLimitError(InputFileError):
+    """A file exceeds a per-file limit (:class:`knowbase.safety.files.FileLimits`): ``path``,
+    ``limit`` (the limit's name), ``value`` (measured or declared), ``maximum``, ``reason``."""
+
+
+class SkippedFileError(InputFileError):
+    """A file deliberately left out, not a failure (``path``, ``reason``): for example a
+    symbolic link leading outside the folder being ingested."""
+
+
 class OutputParseError(UserError):
     """A model's output could not be parsed into the requested shape (``raw`` holds the text)."""
 

@@ -32,6 +32,15 @@ def _rel(path: str) -> str:
     return path if rel.startswith("../..") else rel
 
 
+_CONTROL = {c: "?" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09,)}
+
+
+def _plain(text: str) -> str:
+    """``text`` with control characters (terminal escapes: a file name or a parser message
+    could carry them) shown as ``?``."""
+    return text.translate(_CONTROL)
+
+
 def _source(chunk: Any) -> str:
     out = _rel(chunk.path)
     if chunk.section:
@@ -64,18 +73,34 @@ def create(ctx: click.Context, name: str, embedder: str | None) -> None:
 @click.option("--prune", is_flag=True, help="Remove documents whose files are gone.")
 @click.option("--no-recursive", is_flag=True, help="Do not walk sub-folders.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--encoding", default=None, metavar="ENC",
+              help="Encoding of the text files (e.g. cp1252, gb18030); no detection.")
+@click.option("--pdf-password", default=None, envvar="KNOWBASE_PDF_PASSWORD", metavar="PASSWORD",
+              help="User password for encrypted PDFs (or set KNOWBASE_PDF_PASSWORD).")
+@click.option("--follow-links", is_flag=True,
+              help="Follow symbolic links that lead outside the folders given (skipped by default).")
 @click.pass_context
 def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, no_recursive: bool,
-           as_json: bool) -> None:
+           as_json: bool, encoding: str | None, pdf_password: str | None, follow_links: bool) -> None:
     """Add or update the files, folders or globs PATHS in NAME (unchanged files are skipped).
 
-    Exits with status 1 when any file failed (each failure is listed with its reason).
+    Symbolic links leading outside a folder given are skipped (listed with the reason)
+    unless --follow-links. Exits with status 1 when any file failed (each failure is
+    listed with its reason).
     """
+    import codecs
+
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError as exc:
+            raise click.BadParameter(f"unknown encoding {encoding!r}", param_hint="--encoding") from exc
+    options = {"encoding": encoding, "pdf_password": pdf_password, "follow_links": follow_links}
     with _open(ctx, name) as base:
         if sys.stderr.isatty() and not as_json:
-            report = _ingest_with_bar(base, paths, prune, not no_recursive)
+            report = _ingest_with_bar(base, paths, prune, not no_recursive, options)
         else:
-            report = base.ingest(list(paths), prune=prune, recursive=not no_recursive)
+            report = base.ingest(list(paths), prune=prune, recursive=not no_recursive, **options)
     if as_json:
         echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -84,15 +109,20 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
                    + (f" ({report.reused} with unchanged text kept their vectors)" if report.reused else "")
                    + f" in {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)")
         if report.retokenized:
-            click.echo(f"re-indexed the BM25 tokens of {report.retokenized} existing chunks "
-                       "(Chinese words inside longer words are now found)")
+            echo(f"re-indexed the BM25 tokens of {report.retokenized} existing chunks "
+                 "(Chinese words inside longer words are now found)")
+        for path, reason in report.ignored:
+            echo(f"  skipped: {_rel(path)}: {reason}", err=True)
+        for path, warning in report.warnings:
+            echo(f"  warning: {_rel(path)}: {warning}", err=True)
         for path, reason in report.failed:
             echo(f"  failed: {_rel(path)}: {reason}", err=True)
     if report.failed:
         ctx.exit(1)
 
 
-def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: bool) -> Any:
+def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: bool,
+                     options: dict[str, Any] | None = None) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
@@ -104,7 +134,7 @@ def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: 
             bar.update(task, completed=p.files_done, total=p.files_total, chunks=p.chunks, rate=p.chunks_per_second,
                        current=terminal_safe(_rel(p.path)[-50:]))
 
-        return base.ingest(list(paths), prune=prune, progress=update, recursive=recursive)
+        return base.ingest(list(paths), prune=prune, progress=update, recursive=recursive, **(options or {}))
 
 
 @kb.command("list")

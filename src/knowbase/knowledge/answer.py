@@ -41,7 +41,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # A sentence ends at . ! ? ; followed by white space (so ``.spec.replicas`` and ``v1.19`` stay
 # whole), at Chinese 。！？； (no space follows them), or at a line break.
-_SENT = re.compile(r".+?(?:[.!?;]+[\"'”’)）]*(?=\s|$)|[。！？；]+[\"'”’)）]*|\n+|$)", re.UNICODE | re.DOTALL)
+# A run of end marks is tried only from its first mark (possessively): from inside a long
+# run not followed by a space every position would rescan it (quadratic).
+_SENT = re.compile(r".+?(?:(?<![.!?;])[.!?;]++[\"'”’)）]*+(?=\s|$)|[。！？；]++[\"'”’)）]*+|\n++|$)",
+                   re.UNICODE | re.DOTALL)
 _CITE = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _NOT_FOUND = re.compile(r"\bNOT[ _]FOUND\b", re.IGNORECASE)
 
@@ -268,7 +271,7 @@ def parse_citations(text: str, n_passages: int) -> tuple[str, list[int], list[in
         return "".join(f"[{n}]" for n in good)
 
     clean = _CITE.sub(fix, text)
-    clean = re.sub(r"[ \t]+([.,;:!?。，；！？])", r"\1", clean)
+    clean = re.sub(r"(?<![ \t])[ \t]++([.,;:!?。，；！？])", r"\1", clean)
     clean = re.sub(r"[ \t]{2,}", " ", clean).strip()
     return clean, valid, invalid
 

@@ -22,7 +22,7 @@ import builtins
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -296,19 +296,42 @@ class KnowledgeBase:
 
     # --- writing ---------------------------------------------------------------------
     def ingest(self, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *, prune: bool = False,
-               progress: ProgressFn | None = None, recursive: bool = True) -> IngestReport:
+               progress: ProgressFn | None = None, recursive: bool = True, encoding: str | None = None,
+               pdf_password: str | None = None, pdf_passwords: Mapping[str, str] | None = None,
+               follow_links: bool = False) -> IngestReport:
         """Ingest files, folders and globs incrementally (see :mod:`knowbase.knowledge.ingest`).
 
+        Args:
+            paths: files, folders (walked) and glob patterns.
+            prune: remove documents whose files are gone.
+            progress: called after each file.
+            recursive: walk sub-folders.
+            encoding: the encoding of every text file (``cp1252``, ``gb18030``...); detection
+                is skipped and never overrides it. None detects per file.
+            pdf_password: user password tried on every encrypted PDF.
+            pdf_passwords: ``{path or file name: password}`` for particular PDFs.
+            follow_links: follow symbolic links leading outside the folders being ingested
+                (by default they are listed in ``report.ignored``).
+
+        Per-file limits come from ``settings.file_limits``.
+
         Returns:
-            an :class:`IngestReport` (added, updated, skipped, removed, failed, chunks, seconds).
+            an :class:`IngestReport` (added, updated, skipped, removed, failed, ignored,
+            warnings, chunks, seconds).
+
+        Raises:
+            ConfigError: ``encoding`` is not a codec name.
         """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        from knowbase.knowledge.loaders.options import LoadOptions
         from knowbase.tracing.context import span
 
+        options = LoadOptions(limits=self.settings.file_limits, encoding=encoding, pdf_password=pdf_password,
+                              pdf_passwords=dict(pdf_passwords or {}))
         with span("kb.ingest", kind="kb", store=self._tracer(), kb=self.name) as sp:
-            report = Ingestor(self.store, self.embedder()).run(paths, prune=prune, progress=progress,
-                                                               recursive=recursive)
+            report = Ingestor(self.store, self.embedder(), options=options, follow_links=follow_links).run(
+                paths, prune=prune, progress=progress, recursive=recursive)
             sp.set(added=len(report.added), updated=len(report.updated), skipped=len(report.skipped),
                    removed=len(report.removed), failed=len(report.failed), chunks=report.chunks)
             if report.added or report.updated or report.removed:

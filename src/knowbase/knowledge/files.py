@@ -23,7 +23,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from knowbase.errors import InputFileError
+from knowbase.errors import InputFileError, SkippedFileError
 
 __all__ = ["iter_sources", "is_glob"]
 
@@ -63,11 +63,12 @@ class _Walker:
     inode, so a file reached through two symlinks comes once)."""
 
     def __init__(self, extensions: frozenset[str], include: Sequence[str], exclude: Sequence[str],
-                 recursive: bool) -> None:
+                 recursive: bool, follow_links: bool = False) -> None:
         self.extensions = extensions
         self.include = include
         self.exclude = exclude
         self.recursive = recursive
+        self.follow_links = follow_links
         self.seen_files: set[tuple[int, int]] = set()
         self.seen_dirs: set[tuple[int, int]] = set()
 
@@ -77,6 +78,18 @@ class _Walker:
             return False
         self.seen_files.add(key)
         return True
+
+    def _leaves(self, root: Path, path: Path) -> SkippedFileError | None:
+        """A :class:`SkippedFileError` when ``path`` is a symbolic link whose target is
+        outside ``root`` (both resolved) and links are not followed; else None."""
+        if self.follow_links or not path.is_symlink():
+            return None
+        target = os.path.realpath(path)
+        base = os.path.realpath(root)
+        if target == base or target.startswith(base.rstrip(os.sep) + os.sep):
+            return None
+        reason = f"symlink leaves the folder being ingested (to {target}); not followed (--follow-links follows it)"
+        return SkippedFileError(f"{path}: {reason}", path=str(path), reason=reason, target=target)
 
     def _wanted(self, root: Path, path: Path) -> bool:
         if path.suffix.lower() not in self.extensions:
@@ -135,6 +148,12 @@ class _Walker:
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
+            if entry.is_symlink():
+                outside = self._leaves(root, path)
+                if outside is not None:
+                    if (self.recursive and entry.is_dir()) or path.suffix.lower() in self.extensions:
+                        yield outside
+                    continue
             try:
                 is_dir = entry.is_dir(follow_symlinks=True)
                 is_file = not is_dir and entry.is_file(follow_symlinks=True)
@@ -173,6 +192,11 @@ class _Walker:
         base = Path(*parts[:fixed]) if fixed else Path(".")
         for match in matches:
             path = Path(match)
+            outside = self._leaves(base, path)
+            if outside is not None:
+                found = True
+                yield outside
+                continue
             try:
                 st = path.stat()
             except OSError as exc:
@@ -191,16 +215,19 @@ class _Walker:
 
 
 def iter_sources(paths: Sequence[str | os.PathLike[str]], *, recursive: bool = True,
-                 include: Sequence[str] | None = None,
-                 exclude: Sequence[str] | None = None) -> Iterator[Path | InputFileError]:
+                 include: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+                 follow_links: bool = False) -> Iterator[Path | InputFileError]:
     """Yield the files to ingest from files, folders and glob patterns, in a stable order.
 
     * A file given explicitly is yielded whatever its extension (the loader reports an
       unsupported type).
     * A folder is walked (recursively unless ``recursive=False``), in name order,
       yielding files with a supported extension; entries whose name starts with ``.``
-      are skipped. Symlinks are followed, but a link back to an enclosing folder is
-      yielded as an error (``symlink loop``) instead of being walked forever.
+      are skipped. A symbolic link whose target lies inside the folder is followed (a
+      link back to an enclosing folder is yielded as an error, ``symlink loop``, instead
+      of being walked forever); one leading outside it (``/etc/passwd``, a credentials
+      file named ``x.txt``) is yielded as a :class:`~knowbase.errors.SkippedFileError`
+      unless ``follow_links``. A file or folder named explicitly is always read.
     * A pattern with ``*``, ``?`` or ``[`` (``docs/**/*.md``) is expanded with
       :func:`glob.glob` (``**`` recursive; hidden names not matched).
     * A file reached twice (two arguments, two links) is yielded once.
@@ -213,15 +240,19 @@ def iter_sources(paths: Sequence[str | os.PathLike[str]], *, recursive: bool = T
             are yielded.
         exclude: glob patterns of files to leave out (checked like ``include``; also
             applied to explicit files).
+        follow_links: also follow symbolic links leading outside the folder or the
+            fixed part of the glob being walked.
 
     Yields:
         :class:`~pathlib.Path` for each file, or :class:`InputFileError` (``path``,
         ``reason``: ``not found``, ``broken symlink``, ``symlink loop``, ``permission
-        denied``, ``not a regular file``, ``no supported files match this pattern``).
+        denied``, ``not a regular file``, ``no supported files match this pattern``), or
+        :class:`~knowbase.errors.SkippedFileError` (a subclass: ``symlink leaves the
+        folder being ingested``), which is not a failure.
     """
     from knowbase.knowledge.loaders import supported_extensions
 
-    walker = _Walker(supported_extensions(), tuple(include or ()), tuple(exclude or ()), recursive)
+    walker = _Walker(supported_extensions(), tuple(include or ()), tuple(exclude or ()), recursive, follow_links)
     for raw in paths:
         text = os.fspath(raw)
         path = Path(text).expanduser()

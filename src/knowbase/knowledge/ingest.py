@@ -5,7 +5,10 @@ embedding work; otherwise load (:func:`knowbase.knowledge.loaders.load_document`
 (:func:`knowbase.knowledge.splitter.split_document`, sizes in the embedder's tokens, no
 chunk above ``embedder.max_input_tokens``), embed in batches across documents, and write
 each document in one transaction (:meth:`KBStore.write_document`). A file that cannot be
-read or parsed is reported in :attr:`IngestReport.failed` and the rest carries on.
+read or parsed, or exceeds a per-file limit (:class:`knowbase.safety.files.FileLimits`), is
+reported in :attr:`IngestReport.failed` and the rest carries on; a symbolic link leading
+outside the folder being ingested is not followed unless asked, and is listed in
+:attr:`IngestReport.ignored` with the reason.
 
 A changed file is usually a small edit: when its new chunks include texts identical to
 chunks of its stored version, their stored vectors are reused and only the other chunks
@@ -27,11 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from knowbase.errors import InputFileError, KnowbaseError
+from knowbase.errors import InputFileError, KnowbaseError, SkippedFileError
 from knowbase.knowledge.bm25 import document_tokens
 from knowbase.knowledge.store import DocumentRow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from knowbase.knowledge.loaders.options import LoadOptions
     from knowbase.knowledge.store import KBStore
     from knowbase.knowledge.types import Chunk, Document
     from knowbase.models.base import Embedder
@@ -66,6 +70,9 @@ class IngestProgress:
 class IngestReport:
     """What an ingest did. Lists hold document paths; ``failed`` holds (path, reason).
 
+    ``ignored`` holds (path, reason) of files left out on purpose (a symbolic link leading
+    outside the folder); they do not make the ingest fail. ``warnings`` holds (path,
+    message) of loaded documents' warnings (an uncertain encoding, skipped CSV rows...).
     ``chunks`` counts chunks written; ``reused`` how many of them kept the stored vector of
     an identical chunk text of the same document (not sent to the embedding model);
     ``retokenized`` the chunks whose BM25 tokens were rebuilt first because the knowledge
@@ -77,6 +84,8 @@ class IngestReport:
     skipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     reused: int = 0
     seconds: float = 0.0
@@ -93,7 +102,9 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {"added": self.added, "updated": self.updated, "skipped": self.skipped, "removed": self.removed,
-                "failed": [{"path": p, "reason": r} for p, r in self.failed], "chunks": self.chunks,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
+                "warnings": [{"path": p, "warning": w} for p, w in self.warnings], "chunks": self.chunks,
                 "reused": self.reused, "retokenized": self.retokenized, "seconds": round(self.seconds, 3)}
 
 
@@ -136,13 +147,21 @@ class Ingestor:
         store: the knowledge-base store (its embedder was checked by the caller).
         embedder: the embedder recorded for the store.
         chunk_size, chunk_overlap: splitter sizes in embedder tokens.
+        options: loader options (per-file limits, a fixed text encoding, PDF passwords);
+            default :class:`~knowbase.knowledge.loaders.options.LoadOptions`.
+        follow_links: follow symbolic links leading outside the folders being ingested.
     """
 
-    def __init__(self, store: KBStore, embedder: Embedder, *, chunk_size: int = 200, chunk_overlap: int = 30) -> None:
+    def __init__(self, store: KBStore, embedder: Embedder, *, chunk_size: int = 200, chunk_overlap: int = 30,
+                 options: LoadOptions | None = None, follow_links: bool = False) -> None:
+        from knowbase.knowledge.loaders.options import LoadOptions
+
         self.store = store
         self.embedder = embedder
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        self.options = options or LoadOptions()
+        self.follow_links = follow_links
 
     def split(self, doc: Document) -> list[Chunk]:
         """Chunks of a document, sized in the embedder's tokens."""
@@ -202,11 +221,17 @@ class Ingestor:
             pending.clear()
 
         seen: set[str] = set()
-        sources = list(iter_sources([Path(p) for p in paths], recursive=recursive))  # walk first: a known total
+        sources = list(iter_sources([Path(p) for p in paths], recursive=recursive,  # walk first: a known total
+                                    follow_links=self.follow_links))
         counts["total"] = len(sources)
         if progress is not None:
             progress(IngestProgress(0, len(sources), 0, time.perf_counter() - t0, "", "started"))
         for item in sources:
+            if isinstance(item, SkippedFileError):
+                path = str(getattr(item, "path", "") or "?")
+                report.ignored.append((path, _reason(item)))
+                tick(path, "ignored")
+                continue
             if isinstance(item, BaseException):
                 path = str(getattr(item, "path", "") or "?")
                 report.failed.append((path, _reason(item)))
@@ -231,6 +256,7 @@ class Ingestor:
                 report.skipped.append(key)
                 tick(key, "skipped")
                 continue
+            report.warnings.extend((key, str(w)) for w in entry.row.metadata.get("warnings", ()) or ())
             pending.append(entry)
             if sum(len(p.chunks) - len(p.known) for p in pending) >= EMBED_BATCH_CHUNKS:
                 flush()
@@ -253,7 +279,7 @@ class Ingestor:
         old = self.store.document(str(path))
         if old is not None and old.sha256 == sha:
             return None
-        doc = load_document(path)
+        doc = load_document(path, options=self.options)
         chunks = self.split(doc)
         try:
             mtime = path.stat().st_mtime

@@ -14,7 +14,12 @@ offsets and in the embedder's tokens:
    trailing pieces. Small neighbouring regions merge into one chunk when they are on the
    same page and under the same parent heading (siblings, or a heading's intro and its
    first subsection).
-4. **Verification.** Sizes are *estimated* while splitting (see below) and every chunk
+4. **Tables.** A table's rows (:attr:`Document.tables`) are cut apart from its header row
+   into their own region; every chunk that holds rows but not the header row gets the
+   header row and a newline in front of its text (:attr:`Chunk.repeated` characters; the
+   offsets still give the rows), and its rows are packed into what the header leaves of
+   the budget. A header longer than half a chunk is not repeated.
+5. **Verification.** Sizes are *estimated* while splitting (see below) and every chunk
    is then measured once with ``count_tokens``; a chunk over ``max_tokens`` is split
    again with the corrected estimate, so none exceeds the embedder's limit.
 
@@ -24,8 +29,10 @@ prefix sums so any span is estimated in O(1), then scaled by a per-document rati
 calibrated against ``count_tokens`` on a sample and refined by every measured chunk.
 ``count_tokens`` is thus called about once per chunk, plus twice per document.
 
-Offsets are exact: ``doc.text[chunk.start:chunk.end] == chunk.text`` for every chunk
-(chunks are trimmed of surrounding whitespace).
+Offsets are exact: ``doc.text[chunk.start:chunk.end] == chunk.text[chunk.repeated:]`` for
+every chunk (chunks are trimmed of surrounding whitespace; ``repeated`` is 0 except for
+table chunks, above). Chunk starts and ends strictly increase,
+so no chunk contains another.
 """
 
 from __future__ import annotations
@@ -40,15 +47,16 @@ from functools import lru_cache
 import numpy as np
 
 from knowbase.errors import ConfigError
-from knowbase.knowledge.types import Chunk, Document, Page, Section
+from knowbase.knowledge.types import Chunk, Document, Page, Section, Table
 
 __all__ = ["split_document", "split_text"]
 
-# Separators, strongest first. A match's end is a cut point.
+# Separators, strongest first. A match's end is a cut point. Each is linear in the text:
+# runs are matched possessively and a run of sentence marks only from its first mark.
 _LEVELS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\n[ \t]*\n\s*"),                                    # paragraphs
     re.compile(r"\n\s*"),                                            # lines
-    re.compile(r"[.!?]+[\"'”’)\]]*\s+|[。！？；]+[”’」』）)\"']*\s*"),           # sentences
+    re.compile(r"(?<![.!?])[.!?]++[\"'”’)\]]*+\s+|[。！？；]++[”’」』）)\"']*+\s*"),  # sentences
     re.compile(r"[,;:]\s+|[，、：；]\s*"),                              # clauses
     re.compile(r"\s+"),                                              # words
 )
@@ -102,6 +110,7 @@ class _Region:
     end: int
     path: tuple[str, ...]
     page: int | None
+    table: Table | None = None  # the table whose rows (not header) this region holds
 
 
 class _Splitter:
@@ -248,11 +257,14 @@ class _Splitter:
         right = len(piece.rstrip())
         return start + left, start + right
 
-    def verified(self, start: int, end: int, budget: float, depth: int = 0) -> list[tuple[int, int, int]]:
-        """Measure a candidate span; re-split it while it exceeds ``max_tokens``.
+    def verified(self, start: int, end: int, budget: float, depth: int = 0,
+                 max_tokens: int | None = None) -> list[tuple[int, int, int]]:
+        """Measure a candidate span; re-split it while it exceeds ``max_tokens`` (default
+        the embedder's limit).
 
         Returns ``[(start, end, tokens)]``.
         """
+        limit = self.max_tokens if max_tokens is None else max_tokens
         start, end = self.trim(start, end)
         if start >= end:
             return []
@@ -260,25 +272,30 @@ class _Splitter:
         units = self.units(start, end)
         if units > 0 and tokens > self.offset:
             self._observe(tokens - self.offset, units)
-        if tokens <= self.max_tokens or end - start <= 1:
+        if tokens <= limit or end - start <= 1:
             return [(start, end, tokens)]
         # Too long: the estimate was off. Recalibrated ratio, and a smaller budget each
         # time round, guarantee progress down to single characters.
-        local = budget * min(0.9, self.max_tokens / tokens) / (1 + depth)
+        local = budget * min(0.9, limit / tokens) / (1 + depth)
         out: list[tuple[int, int, int]] = []
         for s, e in self.pack(self.split(start, end, local), local):
-            out.extend(self.verified(s, e, local, depth + 1))
+            out.extend(self.verified(s, e, local, depth + 1, limit))
         return out
 
 
-def _regions(doc: Document) -> list[_Region]:
-    """Cut the text at section and page boundaries; drop whitespace-only regions."""
+def _regions(doc: Document, tables: list[Table]) -> list[_Region]:
+    """Cut the text at section and page boundaries and where the rows of ``tables``
+    begin and end; drop whitespace-only regions."""
     n = len(doc.text)
     points = {0, n}
     spans: list[Section | Page] = [*doc.sections, *doc.pages]
     for span in spans:
         points.add(max(0, min(n, span.start)))
         points.add(max(0, min(n, span.end)))
+    for table in tables:
+        points.add(table.header_end)
+        points.add(table.end)
+    table_starts = [t.header_end for t in tables]
     bounds = sorted(points)
     sections = sorted(doc.sections, key=lambda s: (s.start, -s.end))
     sec_starts = [s.start for s in sections]
@@ -301,8 +318,16 @@ def _regions(doc: Document) -> list[_Region]:
         section = covering(sections, sec_starts, a)
         page = covering(pages, page_starts, a)
         out.append(_Region(a, b, section.path if section is not None else (),
-                           page.number if page is not None else None))
+                           page.number if page is not None else None, _table_at(tables, table_starts, a)))
     return out
+
+
+def _table_at(tables: list[Table], starts: list[int], pos: int) -> Table | None:
+    """The table (sorted, not overlapping) whose rows after the header hold ``pos``."""
+    i = bisect.bisect_right(starts, pos) - 1
+    if i >= 0 and tables[i].header_end <= pos < tables[i].end:
+        return tables[i]
+    return None
 
 
 def _mergeable(prev: tuple[str, ...], nxt: tuple[str, ...]) -> bool:
@@ -369,12 +394,30 @@ def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_s
         return []
     sp = _Splitter(doc.text, count_tokens, chunk_size, chunk_overlap, max_tokens)
     budget = max(chunk_size - sp.offset, 1)
+    n = len(doc.text)
+    # Tables whose header is repeated, and what the header costs (its tokens and newline).
+    tables: list[Table] = []
+    reserve: dict[Table, int] = {}
+    for table in sorted(doc.tables, key=lambda t: t.start):
+        if not (0 <= table.start < table.header_end < table.end <= n) or (tables and table.start < tables[-1].end):
+            continue
+        cost = sp.measure(doc.text[table.start:table.header_end] + "\n") - sp.offset
+        if 0 < cost <= budget // 2:
+            tables.append(table)
+            reserve[table] = cost
+    table_starts = [t.header_end for t in tables]
+
+    def extra(pos: int) -> int:
+        """Tokens a chunk starting at ``pos`` spends on a repeated table header."""
+        table = _table_at(tables, table_starts, pos)
+        return reserve[table] if table is not None else 0
 
     candidates: list[_Candidate] = []
     pending: _Candidate | None = None  # the last candidate, open to merging with what follows
-    for region in _regions(doc):
+    for region in _regions(doc, tables):
         size = sp.est(region.start, region.end)
-        if size <= budget:
+        room = budget - (reserve[region.table] if region.table is not None else 0)
+        if size <= room:
             if pending is not None and pending.accepts(region, size, budget):
                 pending.end = region.end
                 pending.est += size
@@ -383,9 +426,10 @@ def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_s
                 continue
             if pending is not None:
                 candidates.append(pending)
-            pending = _Candidate(region.start, region.end, size, region.path, region.page, region.path)
+            pending = _Candidate(region.start, region.end, size + extra(region.start), region.path, region.page,
+                                 region.path)
             continue
-        pieces = sp.split(region.start, region.end, budget)
+        pieces = sp.split(region.start, region.end, room)
         lead = region.path
         if pending is not None:
             if pending.accepts(region, sp.est(pieces[0][0], pieces[0][1]), budget):
@@ -394,24 +438,36 @@ def split_document(doc: Document, *, count_tokens: Callable[[str], int], chunk_s
                 lead = pending.section or region.path
             else:
                 candidates.append(pending)
-        spans = sp.pack(pieces, budget, no_overlap_before=region.start)
+        spans = sp.pack(pieces, room, no_overlap_before=region.start)
         for s, e in spans:
             path = lead if s < region.start else region.path
-            candidates.append(_Candidate(s, e, sp.est(s, e), path, region.page, region.path))
+            candidates.append(_Candidate(s, e, sp.est(s, e) + extra(s), path, region.page, region.path))
         pending = candidates.pop()
     if pending is not None:
         candidates.append(pending)
 
     chunks: list[Chunk] = []
     for cand in candidates:
-        for s, e, tokens in sp.verified(cand.start, cand.end, budget):
+        cost = extra(sp.trim(cand.start, cand.end)[0])
+        for s, e, tokens in sp.verified(cand.start, cand.end, budget - cost, max_tokens=max(max_tokens - cost, 1)):
             if chunks and e <= chunks[-1].end:
                 continue  # only overlap left after trimming: nothing new
+            while chunks and s == chunks[-1].start:
+                # The overlap of a span whose first piece was blank trims to the previous
+                # chunk's start: this chunk contains that one, which goes.
+                chunks.pop()
             if chunks and s < chunks[-1].start:
                 # Overlap reaching back past a re-split neighbour: start after it instead.
                 s, e = sp.trim(chunks[-1].end, e)
                 tokens = sp.measure(doc.text[s:e])
-            chunks.append(Chunk(text=doc.text[s:e], start=s, end=e, index=len(chunks), section=cand.section,
+            text = doc.text[s:e]
+            holder = _table_at(tables, table_starts, s)
+            if holder is not None:
+                framed = doc.text[holder.start:holder.header_end] + "\n" + text
+                framed_tokens = sp.measure(framed)
+                if framed_tokens <= max_tokens:
+                    text, tokens = framed, framed_tokens
+            chunks.append(Chunk(text=text, start=s, end=e, index=len(chunks), section=cand.section,
                                 page=cand.page, tokens=tokens, path=doc.path))
     return chunks
 

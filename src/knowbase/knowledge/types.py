@@ -28,6 +28,22 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class Table:
+    """A table of a document: ``text[start:header_end]`` is its header row (column
+    names), ``text[header_end:end]`` its other rows, one per line. The splitter repeats
+    the header row before the rows of every chunk that does not already hold it."""
+
+    start: int
+    header_end: int
+    end: int
+
+    @property
+    def has_header(self) -> bool:
+        """Whether the table has a header row."""
+        return self.header_end > self.start
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     """A loaded source file, as plain text plus structure.
 
@@ -38,6 +54,7 @@ class Document:
         metadata: loader metadata (front matter keys, CSV header, encoding...).
         sections: heading spans, in order, covering the text that has headings.
         pages: page spans for paged formats (PDF); empty otherwise.
+        tables: tables with a header row (Markdown, HTML, DOCX), in order.
         language: ``en``, ``zh`` ... as detected from the text, or None.
     """
 
@@ -48,6 +65,7 @@ class Document:
     sections: tuple[Section, ...] = ()
     pages: tuple[Page, ...] = ()
     language: str | None = None
+    tables: tuple[Table, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +73,10 @@ class Chunk:
     """A retrievable piece of a document.
 
     Attributes:
-        text: the chunk text (``document.text[start:end]``).
+        text: the chunk text: ``document.text[start:end]``, except that a chunk holding
+            rows of a table but not its header row starts with that header row and a
+            newline (:attr:`repeated` characters), so every chunk of a table names its
+            columns.
         start: character offset of the chunk in ``document.text``.
         end: end offset (exclusive).
         index: position of the chunk within its document, from 0.
@@ -78,11 +99,18 @@ class Chunk:
     chunk_id: int = 0
     path: str = ""
 
+    @property
+    def repeated(self) -> int:
+        """Leading characters of :attr:`text` repeated from elsewhere in the document
+        (a table's header row and its newline): ``text[repeated:] == document.text[start:end]``."""
+        return max(0, len(self.text) - (self.end - self.start))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: path, section, page, offsets into the document, ids and text."""
+        """JSON-ready: path, section, page, offsets into the document (``text[repeated:]`` is
+        ``document.text[start:end]``), ids and text."""
         return {"path": self.path, "section": list(self.section), "page": self.page, "start": self.start,
-                "end": self.end, "index": self.index, "doc_id": self.doc_id, "chunk_id": self.chunk_id,
-                "text": self.text}
+                "end": self.end, "repeated": self.repeated, "index": self.index, "doc_id": self.doc_id,
+                "chunk_id": self.chunk_id, "text": self.text}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,4 +4,6 @@
   and memory.
 * :class:`knowbase.safety.urls.UrlGuard` and :func:`knowbase.safety.urls.fetch` --
   host allowlist, private-address refusal, checked redirects, size and time limits.
+* :class:`knowbase.safety.files.FileLimits` -- per-file limits checked before a loader
+  expands anything (ZIP members and ratios, YAML aliases, PDF page trees, element counts).
 """

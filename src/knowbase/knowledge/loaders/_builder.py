@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 
-from knowbase.knowledge.types import Page, Section
+from knowbase.knowledge.types import Page, Section, Table
 
 __all__ = ["TextBuilder"]
 
 _BLANK_RUN_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
-_TRAILING_WS_RE = re.compile(r"[ \t]+(?=\n|$)")
+# Starts only at the first blank of a run: from every position inside a long run not
+# followed by a newline the match would rescan the rest of the run (quadratic).
+_TRAILING_WS_RE = re.compile(r"(?<![ \t])[ \t]++(?=\n|$)")
 
 
 def _tidy(text: str, *, keep_blank_lines: bool) -> str:
@@ -50,10 +52,15 @@ class TextBuilder:
         self._open_section: tuple[tuple[str, ...], int] | None = None
         self._pages: list[Page] = []
         self._open_page: tuple[int, int] | None = None  # (number, start or -1)
+        self._tables: list[Table] = []
+        self._open_table: tuple[int, int] | None = None  # (start, header end) of the table being written
+        self._in_row = False
 
     # --- text ------------------------------------------------------------------------
     def _append(self, text: str, sep: str) -> int:
         """Append ``text`` after ``sep`` (if anything precedes it); returns its start."""
+        if not self._in_row:
+            self._close_table()
         if self._len:
             self._parts.append(sep)
             self._len += len(sep)
@@ -85,8 +92,33 @@ class TextBuilder:
         if text.strip():
             self._append(text, "\n")
 
+    def table_row(self, text: str, *, first: bool, header: bool = False) -> None:
+        """Add a table row as a line; ``first`` starts a new table (a block), whose
+        ``header`` says the row names the columns. Tables with a header row are recorded
+        as :class:`Table` spans (closed by anything else added)."""
+        text = _tidy(text, keep_blank_lines=False)
+        if not text.strip():
+            return
+        if first:
+            self._close_table()
+        self._in_row = True
+        try:
+            start = self._append(text, "\n\n" if first else "\n")
+        finally:
+            self._in_row = False
+        if first:
+            self._open_table = (start, self._len) if header else None
+
+    def _close_table(self) -> None:
+        if self._open_table is not None:
+            start, header_end = self._open_table
+            if self._len > header_end:
+                self._tables.append(Table(start=start, header_end=header_end, end=self._len))
+            self._open_table = None
+
     # --- structure -------------------------------------------------------------------
     def _close_section(self) -> None:
+        self._close_table()
         if self._open_section is not None:
             path, start = self._open_section
             if 0 <= start < self._len:
@@ -125,6 +157,7 @@ class TextBuilder:
     def begin_page(self, number: int) -> None:
         """Start page ``number`` (1-based); the previous page ends here. Text added until
         the next :meth:`begin_page` or :meth:`end_page` belongs to it."""
+        self._close_table()
         self.end_page()
         self._open_page = (number, -1)
 
@@ -143,7 +176,14 @@ class TextBuilder:
         return self._len
 
     def build(self) -> tuple[str, tuple[Section, ...], tuple[Page, ...]]:
-        """``(text, sections, pages)``; sections and pages in text order."""
+        """``(text, sections, pages)``; sections and pages in text order (tables:
+        :attr:`tables`)."""
         self._close_section()
         self.end_page()
+        self._close_table()
         return "".join(self._parts), tuple(self._sections), tuple(self._pages)
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        """Tables with a header row and at least one other row, in text order."""
+        return tuple(self._tables)

@@ -4,15 +4,26 @@ Encoding detection order (cheapest and surest first):
 
 1. a byte-order mark (UTF-32, UTF-8-SIG, UTF-16 LE/BE);
 2. UTF-8 (most files; also plain ASCII), tolerating one invalid byte per 1,000 (each
-   becomes U+FFFD) so a stray byte does not send a UTF-8 file to guessing;
-3. charset-normalizer's best guess (https://github.com/jawah/charset_normalizer);
-4. for short Chinese texts, where statistical detection has too little to go on,
+   becomes U+FFFD, with a warning) so a stray byte does not send a UTF-8 file to guessing;
+3. Windows-1252 (a superset of the printable Latin-1), when the text it gives looks like
+   Western European writing: every non-ASCII character a Latin-1 letter or common
+   punctuation, accented letters mostly alone between ASCII letters (runs of three or
+   more are what Cyrillic, Greek or CJK bytes look like in cp1252) and a minority of the
+   letters. Statistical detectors mistake short French or German texts for exotic code
+   pages (``CrÃ¨me`` read as cp775 gives ``CrĶme``); this rule comes first for that;
+4. charset-normalizer's best guess (https://github.com/jawah/charset_normalizer), with a
+   warning when it had several plausible answers that read differently or found the
+   text chaotic;
+5. for short Chinese texts, where statistical detection has too little to go on,
    GB18030 and Big5 are tried strictly and scored by how many of the decoded characters
    are common Chinese characters.
 
 Binary content behind a text extension is refused: a known file signature (PDF, ZIP,
 PNG, ELF...), NUL bytes that are not UTF-16, no encoding that decodes, or too many
 control characters after decoding.
+
+An explicit encoding (:func:`read_text` ``encoding=``) skips all detection: the bytes are
+decoded with it strictly, and an error names the file and the first bad byte.
 """
 
 from __future__ import annotations
@@ -21,10 +32,20 @@ import codecs
 import re
 import unicodedata
 from pathlib import Path
+from typing import NamedTuple
 
 from knowbase.errors import InputFileError
 
-__all__ = ["read_text", "decode_bytes", "normalize_text", "BINARY_SIGNATURES"]
+__all__ = ["read_text", "decode_bytes", "decode_text", "DecodedText", "normalize_text", "BINARY_SIGNATURES"]
+
+
+class DecodedText(NamedTuple):
+    """A decoded text file: ``text`` (not normalised), the ``encoding`` used (a Python
+    codec name) and ``warnings`` (e.g. an uncertain detection), each naming no file."""
+
+    text: str
+    encoding: str
+    warnings: tuple[str, ...] = ()
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -59,7 +80,21 @@ _COMMON_HAN = frozenset(
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _BLANK_LINES_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
-_TRAILING_WS_RE = re.compile(r"[ \t]+\n")
+# Starts only at the beginning of a run of blanks: from inside a long run not followed by
+# a newline every start would rescan the run (quadratic).
+_TRAILING_WS_RE = re.compile(r"(?<![ \t])[ \t]++\n")
+
+# Windows-1252 characters that Western European text uses: Latin-1 letters, the cp1252
+# extras, common punctuation. Left out on purpose: superscripts and fractions, the
+# currency sign and broken bar, which are Central European letters (ą ł Ľ ľ Ą Ş) in
+# cp1250/ISO 8859-2, so text in those reads implausibly here.
+_WESTERN_LETTERS = frozenset(
+    "ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸ")
+_WESTERN_OTHER = frozenset("‘’‚“”„–—…€•«»°·©®™§¶ªº¿¡£¢\xa0´¨¸¯±µ×÷†‡‰ˆ˜‹›")
+_NON_ASCII_RUN_RE = re.compile(r"[^\x00-\x7f]+")
+# Non-letters of cp1252 that Western text does not put before a letter inside a word (the
+# apostrophe ’ and middle dot · it does: l’église, col·lecció).
+_WORD_SYMBOLS = frozenset("‘“„‚–—…€•«»¶ªº¿¡£¢\xa0´¨¸¯±µ×÷†‡‰ˆ˜‹›§©®™")
 
 
 def _fail(path: Path | str, reason: str) -> InputFileError:
@@ -120,15 +155,62 @@ _PREFERRED = ("utf_8", "utf_16", "utf_32", "gb18030", "big5", "cp932", "shift_ji
 _CHAOS_TOLERANCE = 0.15
 
 
-def _pick(matches) -> str | None:
-    """The most coherent match whose chaos is within tolerance of the best, preferring
-    common encodings on ties."""
+def _western(data: bytes) -> bool:
+    """Whether ``data`` read as Windows-1252 looks like Western European writing (see
+    the module docstring, step 3)."""
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    accented = 0
+    for c in text:
+        if c > "\x7f":
+            if c in _WESTERN_LETTERS:
+                accented += 1
+            elif c not in _WESTERN_OTHER:
+                return False
+    if not accented:
+        return True
+    letters = sum(1 for c in text if c.isalpha())
+    if accented * 3 > letters:  # French, among the most accented, has about 1 in 25
+        return False
+    runs = _NON_ASCII_RUN_RE.findall(text)
+    long_runs = sum(1 for r in runs if len(r) >= 3 and sum(c in _WESTERN_LETTERS for c in r) >= 2)
+    if long_runs * 20 > len(runs):
+        return False
+    # Central European letters that cp1252 shows as symbols or capitals: 'du¿ym', '£ódŸ'
+    # (Polish "dużym", "Łódź" in cp1250). A symbol inside or at the start of a word, or
+    # a non-ASCII capital after a small letter, is odd in Western text.
+    odd = 0
+    for m in _NON_ASCII_RUN_RE.finditer(text):
+        for k in range(m.start(), m.end()):
+            c = text[k]
+            before = text[k - 1] if k else " "
+            after = text[k + 1] if k + 1 < len(text) else " "
+            if c in _WESTERN_LETTERS:
+                odd += c.isupper() and before.islower()
+            elif c in _WORD_SYMBOLS:
+                odd += after.isalpha() and (before.isalpha() or c not in "¿¡«“‘„‚")
+    return odd <= max(1, accented // 20)
+
+
+def _near(matches) -> list:
+    """Matches whose chaos is within tolerance of the least and whose coherence is within
+    0.1 of the most coherent of those."""
     if not matches:
-        return None
+        return []
     best = min(m.chaos for m in matches)
     near = [m for m in matches if m.chaos <= best + _CHAOS_TOLERANCE]
     coherent = max(m.coherence for m in near)
-    near = [m for m in near if m.coherence >= coherent - 0.1]
+    return [m for m in near if m.coherence >= coherent - 0.1]
+
+
+def _pick(matches) -> str | None:
+    """The most coherent match whose chaos is within tolerance of the best, preferring
+    common encodings on ties."""
+    near = _near(matches)
+    if not near:
+        return None
 
     def key(m) -> tuple[float, int, float]:
         name = codecs.lookup(m.encoding).name.replace("-", "_")
@@ -138,25 +220,50 @@ def _pick(matches) -> str | None:
     return min(near, key=key).encoding
 
 
-def decode_bytes(data: bytes, *, path: Path | str = "<bytes>") -> tuple[str, str]:
-    """Decode a text file's bytes.
+def decode_bytes(data: bytes, *, path: Path | str = "<bytes>", encoding: str | None = None) -> tuple[str, str]:
+    """``(text, encoding)`` of :func:`decode_text` (without its warnings)."""
+    decoded = decode_text(data, path=path, encoding=encoding)
+    return decoded.text, decoded.encoding
+
+
+def _explicit(data: bytes, encoding: str, path: Path | str) -> DecodedText:
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError as exc:
+        raise _fail(path, f"unknown encoding {encoding!r}") from exc
+    kind = _binary_signature(data)
+    if kind:
+        raise _fail(path, f"binary content ({kind} file signature), not text")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _fail(path, f"undecodable text: not {name} ({exc.reason} at byte {exc.start})") from exc
+    return DecodedText(text.removeprefix("\ufeff"), name)
+
+
+def decode_text(data: bytes, *, path: Path | str = "<bytes>", encoding: str | None = None) -> DecodedText:
+    """Decode a text file's bytes, detecting the encoding unless one is given.
 
     Args:
         data: the raw file content.
         path: used in error messages only.
+        encoding: decode with this codec, strictly; no detection.
 
     Returns:
-        ``(text, encoding)``; ``text`` is not normalised yet (see :func:`normalize_text`).
+        :class:`DecodedText`; ``text`` is not normalised yet (see :func:`normalize_text`),
+        ``warnings`` says when the detection was unsure.
 
     Raises:
         InputFileError: binary content (``reason`` starts with ``binary``) or no encoding
             that decodes the bytes (``reason`` starts with ``undecodable``).
     """
+    if encoding:
+        return _explicit(data, encoding, path)
     for bom, enc in _BOMS:
         if data.startswith(bom):
             try:
-                return data.decode(enc), ("utf-8-sig" if enc == "utf-8-sig" else
-                                          f"{enc}-{'le' if bom[0] == 0xFF else 'be'}")
+                return DecodedText(data.decode(enc), ("utf-8-sig" if enc == "utf-8-sig" else
+                                                      f"{enc}-{'le' if bom[0] == 0xFF else 'be'}"))
             except UnicodeDecodeError as exc:
                 raise _fail(path, f"undecodable text: byte-order mark says {enc} but {exc.reason} "
                                   f"at byte {exc.start}") from exc
@@ -172,19 +279,26 @@ def decode_bytes(data: bytes, *, path: Path | str = "<bytes>") -> tuple[str, str
             except UnicodeDecodeError:
                 text16 = ""
             if text16 and len(_CONTROL_RE.findall(text16[:32768])) <= len(text16[:32768]) // 100:
-                return text16, enc16
+                return DecodedText(text16, enc16)
         raise _fail(path, "binary content (NUL bytes), not text")
     try:
-        return data.decode("utf-8"), "utf-8"
+        return DecodedText(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError as exc:
         utf8_error = exc
     lenient = data.decode("utf-8", errors="replace")
-    if lenient.count("\ufffd") * 1000 <= len(data):
+    bad = lenient.count("\ufffd") - data.count("\ufffd".encode())
+    if bad * 1000 <= len(data):
         # UTF-8 with a stray byte or two (a pasted cp1252 quote): keep it, mark the bytes.
-        return lenient, "utf-8"
+        return DecodedText(lenient, "utf-8", (f"{bad} byte(s) not valid UTF-8 replaced by U+FFFD "
+                                              f"(first at byte {utf8_error.start}); pass an explicit "
+                                              "encoding if the file is not UTF-8",))
+    if _western(data):
+        return DecodedText(data.decode("cp1252"), "cp1252")
     from charset_normalizer import from_bytes
 
-    guess = _pick(from_bytes(data))
+    matches = from_bytes(data)
+    guess = _pick(matches)
+    warnings: list[str] = []
     if guess is None or len(data) < 2048:
         # Too little text for statistics: try GB18030 and Big5 by common characters
         # (unless the guess reads as Japanese kana).
@@ -201,7 +315,31 @@ def decode_bytes(data: bytes, *, path: Path | str = "<bytes>") -> tuple[str, str
         text = data.decode(guess)
     except (UnicodeDecodeError, LookupError) as exc:
         raise _fail(path, f"undecodable text: best guess {guess} fails ({exc})") from exc
-    return text, codecs.lookup(guess).name
+    name = codecs.lookup(guess).name
+    others = _rivals(data, text, matches, name)
+    if others:
+        warnings.append(f"encoding uncertain: read as {name}, but {', '.join(others)} also fit "
+                        "and read differently; pass an explicit encoding if the text looks wrong")
+    return DecodedText(text, name, tuple(warnings))
+
+
+def _rivals(data: bytes, text: str, matches, chosen: str) -> list[str]:
+    """Other encodings as plausible as the chosen one (see :func:`_near`) whose reading of
+    ``data`` differs from ``text``; at most three."""
+    out: list[str] = []
+    for m in _near(matches):
+        name = codecs.lookup(m.encoding).name
+        if name == chosen or name in out:
+            continue
+        try:
+            if data.decode(name) == text:
+                continue
+        except (UnicodeDecodeError, LookupError):
+            continue
+        out.append(name)
+        if len(out) == 3:
+            break
+    return out
 
 
 def normalize_text(text: str) -> str:
@@ -228,11 +366,15 @@ def normalize_text(text: str) -> str:
     return text.strip()
 
 
-def read_text(path: Path) -> tuple[str, str]:
+def read_text(path: Path, encoding: str | None = None) -> DecodedText:
     """Read and decode a text file (not normalised).
 
+    Args:
+        path: the file.
+        encoding: its encoding; None detects it (see the module docstring).
+
     Returns:
-        ``(text, encoding)``.
+        :class:`DecodedText` ``(text, encoding, warnings)``.
 
     Raises:
         InputFileError: unreadable (``permission denied``...), binary or undecodable.
@@ -243,8 +385,9 @@ def read_text(path: Path) -> tuple[str, str]:
         raise _fail(path, "permission denied") from exc
     except OSError as exc:
         raise _fail(path, f"cannot read: {exc.strerror or exc}") from exc
-    text, encoding = decode_bytes(data, path=path)
+    decoded = decode_text(data, path=path, encoding=encoding)
+    text = decoded.text
     controls = len(_CONTROL_RE.findall(text[:65536]))
     if controls > max(8, len(text[:65536]) // 50):
         raise _fail(path, "binary content (control characters), not text")
-    return text, encoding
+    return decoded

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from knowbase.knowledge.loaders._builder import TextBuilder
 from knowbase.knowledge.loaders._text import read_text
+from knowbase.knowledge.loaders.options import LoadOptions
 from knowbase.knowledge.types import Document
+from knowbase.safety.files import FileLimits, check_html_depth, count_markup_elements
 
 if TYPE_CHECKING:
     from selectolax.lexbor import LexborNode
@@ -46,13 +48,27 @@ class _Walker:
     def __init__(self, builder: TextBuilder) -> None:
         self.builder = builder
         self.inline: list[str] = []
+        self.inline_text = False  # whether ``inline`` holds more than blanks (kept, not recomputed: linear)
         self.line_mode = False
+        self.tables: list[list[bool]] = []  # per open table: [no row written yet, current row has <th>]
 
-    def flush(self) -> None:
+    def add(self, text: str) -> None:
+        """Append inline text."""
+        self.inline.append(text)
+        if not self.inline_text and text.strip():
+            self.inline_text = True
+
+    def flush(self, row_end: bool = False) -> None:
         text = _SPACE_RE.sub(" ", "".join(self.inline)).strip()
         self.inline = []
+        self.inline_text = False
         if text:
-            if self.line_mode:
+            if row_end and self.tables:
+                state = self.tables[-1]
+                # The first row is the header when it has <th> cells.
+                self.builder.table_row(text, first=state[0], header=state[0] and state[1])
+                state[0] = False
+            elif self.line_mode:
                 self.builder.line(text)
             else:
                 self.builder.block(text)
@@ -64,12 +80,14 @@ class _Walker:
             tag = node.tag
             if leaving:
                 if tag in _BLOCKS or tag in _LINES:
-                    self.flush()
+                    self.flush(row_end=tag == "tr")
                     if tag in _LINES:
                         self.line_mode = False
+                    if tag == "table" and self.tables:
+                        self.tables.pop()
                 continue
             if tag == "-text":
-                self.inline.append(node.text(deep=False))
+                self.add(node.text(deep=False))
                 continue
             if tag in ("-comment", "-doctype"):
                 continue
@@ -85,18 +103,25 @@ class _Walker:
                 self.inline.append("\n")
                 continue
             if tag in ("td", "th"):
-                self.inline.append(" | " if self.inline and "".join(self.inline).strip() else "")
-                self.inline.append(_text(node))
+                if tag == "th" and self.tables:
+                    self.tables[-1][1] = True
+                if self.inline_text:
+                    self.add(" | ")
+                self.add(_text(node))
                 continue
             if tag == "img":
                 alt = node.attributes.get("alt") or ""
                 if alt:
-                    self.inline.append(f" {alt} ")
+                    self.add(f" {alt} ")
                 continue
             if tag in _BLOCKS or tag in _LINES:
                 self.flush()
                 if tag in _LINES:
                     self.line_mode = True
+                if tag == "table":
+                    self.tables.append([True, False])
+                elif tag == "tr" and self.tables:
+                    self.tables[-1][1] = False
             stack.append((node, True))
             children = []
             child = node.child
@@ -109,7 +134,7 @@ class _Walker:
 
 
 def html_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
-                     default_title: str = "") -> Document:
+                     default_title: str = "", limits: FileLimits | None = None) -> Document:
     """Convert an HTML page to a :class:`Document` (main content only).
 
     Args:
@@ -117,8 +142,18 @@ def html_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
         path: the document path to record.
         encoding: recorded in ``metadata["encoding"]``.
         default_title: used when the page has neither ``<title>`` nor ``<h1>``.
+        limits: ``max_elements`` bounds the tags parsed, ``max_depth`` their nesting (both
+            checked before parsing: tree construction is quadratic in the depth).
+
+    Raises:
+        FileLimitError: more tags than ``limits.max_elements`` or nesting deeper than
+            ``limits.max_depth``.
     """
     from selectolax.lexbor import LexborHTMLParser
+
+    limits = limits or FileLimits()
+    count_markup_elements(source, path or "<html>", limits)
+    check_html_depth(source, path or "<html>", limits)
 
     tree = LexborHTMLParser(source)
     title_node = tree.css_first("title")
@@ -144,10 +179,11 @@ def html_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
     if root is not None:
         _Walker(builder).walk(root)
     text, sections, _ = builder.build()
+    tables = builder.tables
     if not title:
         h1 = next((s.path[0] for s in sections if s.path), "")
         title = h1 or default_title
-    return Document(path=path, text=text, title=title, metadata=meta, sections=sections)
+    return Document(path=path, text=text, title=title, metadata=meta, sections=sections, tables=tables)
 
 
 class HTMLLoader:
@@ -159,7 +195,12 @@ class HTMLLoader:
 
     extensions: tuple[str, ...] = (".html", ".htm", ".xhtml")
 
-    def load(self, path: Path) -> Document:
+    def load(self, path: Path, options: LoadOptions | None = None) -> Document:
         """Read ``path``; see :func:`knowbase.knowledge.loaders.load_document` for errors."""
-        raw, encoding = read_text(path)
-        return html_to_document(raw, path=str(path), encoding=encoding, default_title=path.stem)
+        options = options or LoadOptions()
+        decoded = read_text(path, options.encoding)
+        doc = html_to_document(decoded.text, path=str(path), encoding=decoded.encoding, default_title=path.stem,
+                               limits=options.limits)
+        if decoded.warnings:
+            doc.metadata["warnings"] = list(decoded.warnings)
+        return doc

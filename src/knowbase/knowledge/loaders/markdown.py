@@ -3,7 +3,10 @@
 What reaches :attr:`Document.text`:
 
 * front matter (YAML ``---`` or TOML ``+++``) becomes metadata; its ``title`` becomes the
-  title and, with ``description``, the first lines of the text;
+  title and, with ``description``, the first lines of the text. YAML is checked before it
+  is loaded (:func:`knowbase.safety.files.check_yaml`: nesting, aliases, nodes after alias
+  expansion; over a limit the file is refused), and front matter larger than
+  ``max_metadata_bytes`` as JSON is ignored with a warning;
 * HTML comments are removed (the Kubernetes zh-cn pages keep the English original in
   ``<!-- -->``; it must not be indexed twice), except inside fenced code;
 * Hugo shortcodes: ``{{< glossary_tooltip text="Pod" ... >}}`` keeps its visible text,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,9 @@ from typing import Any
 from knowbase.knowledge.language import CJK_CLASS, detect_language
 from knowbase.knowledge.loaders._builder import TextBuilder
 from knowbase.knowledge.loaders._text import normalize_text, read_text
+from knowbase.knowledge.loaders.options import LoadOptions
 from knowbase.knowledge.types import Document
+from knowbase.safety.files import FileLimitError, FileLimits, check_yaml
 
 __all__ = ["MarkdownLoader", "markdown_to_document", "strip_comments_and_shortcodes"]
 
@@ -50,8 +56,15 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _front_matter(text: str) -> tuple[dict[str, Any], str, list[str]]:
-    """``(metadata, body, warnings)``; a malformed block is dropped with a warning."""
+def _front_matter(text: str, path: str = "<markdown>",
+                  limits: FileLimits | None = None) -> tuple[dict[str, Any], str, list[str]]:
+    """``(metadata, body, warnings)``; a malformed or oversized block is dropped with a
+    warning.
+
+    Raises:
+        FileLimitError: YAML over a limit of :func:`~knowbase.safety.files.check_yaml`.
+    """
+    limits = limits or FileLimits()
     m = _YAML_FM_RE.match(text)
     kind = "YAML"
     if m is None:
@@ -64,26 +77,38 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str, list[str]]:
         if kind == "YAML":
             import yaml
 
+            check_yaml(m.group(1), path, limits)
             data = yaml.load(m.group(1), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         else:
             import tomllib
 
             data = tomllib.loads(m.group(1))
+    except FileLimitError:
+        raise
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {}, body, [f"front matter ignored: invalid {kind} ({first})"]
     if not isinstance(data, dict):
         return {}, body, [] if data is None else [f"front matter ignored: {kind} is not a mapping"]
-    return _json_safe(data), body, []
+    meta = _json_safe(data)
+    size = len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+    if size > limits.max_metadata_bytes:
+        return {}, body, [f"front matter ignored: {size:,} bytes as JSON > {limits.max_metadata_bytes:,} "
+                          "(limit max_metadata_bytes)"]
+    return meta, body, []
 
 
 # --- comments and shortcodes ---------------------------------------------------------------
-_COMMENT_SHORTCODE_RE = re.compile(r"\{\{<\s*comment\s*>\}\}.*?\{\{<\s*/comment\s*>\}\}", re.S)
-_SHORTCODE_RE = re.compile(r"\{\{([<%])\s*(/?)\s*([\w-]+)(.*?)\s*[>%]\}\}", re.S)
-_ESCAPED_SHORTCODE_RE = re.compile(r"\{\{([<%])/\*(.*?)\*/([>%])\}\}", re.S)
-_ATTR_RE = re.compile(r'([\w-]+)\s*=\s*(?:"([^"]*)"|\'([^\']*)\'|(\S+))')
+# Every pattern here is linear in its input: a lazy body never runs past the next opening
+# delimiter (so an unclosed opener scans only to the next opener, not to the end of the
+# text), runs are matched possessively (``++``) or only from their first character.
+_COMMENT_OPEN_RE = re.compile(r"\{\{<\s*+comment\s*+>\}\}")
+_COMMENT_CLOSE_RE = re.compile(r"\{\{<\s*+/comment\s*+>\}\}")
+_SHORTCODE_RE = re.compile(r"\{\{([<%])\s*+(?:(/)\s*+)?([\w-]++)((?:[^{}>%]|[>%](?!\}\}))*+)[>%]\}\}")
+_ESCAPED_SHORTCODE_RE = re.compile(r"\{\{([<%])/\*((?:[^*{]|\*(?!/)|\{(?!\{))*+)\*/([>%])\}\}")
+_ATTR_RE = re.compile(r'(?<![\w-])([\w-]++)\s*+=\s*+(?:"([^"]*+)"|\'([^\']*+)\'|(\S++))')
 _POSITIONAL_RE = re.compile(r'^\s*"([^"]*)"|^\s*(\S+)')
-_LIQUID_RE = re.compile(r"(?<!\{)\{%.*?%\}(?!\})", re.S)
+_LIQUID_RE = re.compile(r"(?<!\{)\{%(?:[^%{]|%(?!\})|\{(?!%))*+%\}(?!\})")
 
 #: Names of the Kubernetes site's ``heading`` shortcode (i18n/en.toml, i18n/zh-cn.toml).
 HEADINGS = {
@@ -154,14 +179,19 @@ def _strip_html_comments(text: str) -> str:
             fence = head[:3]
             out.append(line)
             continue
-        while "<!--" in line:
-            start = line.find("<!--")
-            end = line.find("-->", start + 4)
-            if end < 0:
-                comment_from = i
-                line = line[:start]
-                break
-            line = line[:start] + line[end + 3:]
+        if "<!--" in line:  # one pass over the line, however many comments it holds
+            kept: list[str] = []
+            pos = 0
+            while (start := line.find("<!--", pos)) >= 0:
+                kept.append(line[pos:start])
+                end = line.find("-->", start + 4)
+                if end < 0:
+                    comment_from = i
+                    pos = len(line)
+                    break
+                pos = end + 3
+            kept.append(line[pos:])
+            line = "".join(kept)
         if line.strip() or not original.strip():
             out.append(line)
     if comment_from >= 0:  # never closed: not a comment after all
@@ -186,7 +216,8 @@ def strip_comments_and_shortcodes(text: str, *, lang: str | None = None) -> str:
         ...     '<!-- A Pod -->一个 {{< glossary_tooltip text="Pod" term_id="pod" >}}')
         '一个 Pod'
     """
-    text = _COMMENT_SHORTCODE_RE.sub("", text)
+    if "comment" in text:
+        text = _drop_comment_shortcodes(text)
     if "<!--" in text:
         text = _strip_html_comments(text)
     if "{{" in text:
@@ -205,6 +236,21 @@ def strip_comments_and_shortcodes(text: str, *, lang: str | None = None) -> str:
     return text
 
 
+def _drop_comment_shortcodes(text: str) -> str:
+    """Remove ``{{< comment >}}...{{< /comment >}}`` blocks (one pass; an unclosed
+    opener is left as it is)."""
+    out: list[str] = []
+    pos = 0
+    while (m := _COMMENT_OPEN_RE.search(text, pos)) is not None:
+        close = _COMMENT_CLOSE_RE.search(text, m.end())
+        if close is None:
+            break
+        out.append(text[pos:m.start()])
+        pos = close.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _outside_code(text: str, outside, *, inside=None) -> str:
     """Apply ``outside`` to the text between fenced code blocks (and ``inside``, if
     given, to the blocks)."""
@@ -218,7 +264,7 @@ def _outside_code(text: str, outside, *, inside=None) -> str:
     return "".join(out)
 
 
-_FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]*\1[`~]*[ \t]*$|\Z)", re.S | re.M)
+_FENCE_RE = re.compile(r"^[ \t]*+(`{3,}+|~{3,}+)[^\n]*+\n.*?(?:^[ \t]*+\1[`~]*+[ \t]*+$|\Z)", re.S | re.M)
 
 # --- inline markup -----------------------------------------------------------------------------
 _HTML_TAGS = (
@@ -228,16 +274,19 @@ _HTML_TAGS = (
     "u|ul|var|video|wbr")
 _TAG_RE = re.compile(rf"</?(?:{_HTML_TAGS})(?:\s[^<>]*)?/?>", re.I)
 _BR_RE = re.compile(r"<br\s*/?>", re.I)
-_IMAGE_RE = re.compile(r"!\[([^\]]*)\]\((?:[^()\s]|\([^)]*\))*(?:\s+\"[^\"]*\")?\)")
-_LINK_RE = re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)")
-_REF_LINK_RE = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
-_AUTOLINK_RE = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>")
-_STRONG_RE = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
-_EM_RE = re.compile(r"\*(?<![\w*\\]\*)(?=[^\s*])(.+?)(?<=[^\s*\\])\*(?![\w*])")
-_UNDERSCORE_EM_RE = re.compile(r"_(?<!\w_)(?=[^\s_])(.+?)(?<=[^\s_])_(?!\w)")
-_STRIKE_RE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_CODE_SPAN_RE = re.compile(r"(`+)(.+?)\1")
-_ANCHOR_RE = re.compile(r"\s*\{#[^}]*\}\s*$")
+# Inline patterns, each linear in the line: the text between delimiters cannot contain
+# the opening delimiter, so an unclosed opener's scan stops at the next one instead of
+# running to the end of the line (``*a *a *a ...`` was quadratic).
+_IMAGE_RE = re.compile(r"!\[([^\[\]]*+)\]\((?:[^()\s]|\([^()]*+\))*+(?:\s++\"[^\"]*+\")?\)")
+_LINK_RE = re.compile(r"\[([^\[\]]++)\]\((?:[^()\[]|\([^()]*+\))*+\)")
+_REF_LINK_RE = re.compile(r"\[([^\[\]]++)\]\[[^\[\]]*+\]")
+_AUTOLINK_RE = re.compile(r"<((?:https?|ftp|mailto):[^>\s]++)>")
+_STRONG_RE = re.compile(r"(\*\*|__)(?=\S)((?:(?!\1).)+?)(?<=\S)\1")
+_EM_RE = re.compile(r"\*(?<![\w*\\]\*)(?=[^\s*])([^*]+?)(?<=[^\s*\\])\*(?![\w*])")
+_UNDERSCORE_EM_RE = re.compile(r"_(?<!\w_)(?=[^\s_])([^_]+?)(?<=[^\s_])_(?!\w)")
+_STRIKE_RE = re.compile(r"~~(?=\S)((?:(?!~~).)+?)(?<=\S)~~")
+_CODE_SPAN_RE = re.compile(r"(?<!`)(`{1,16})(?!`)((?:[^`]|(?!\1)`++)+?)\1(?!`)")
+_ANCHOR_RE = re.compile(r"\{#[^{}]*+\}\s*+$")
 
 
 def clean_inline(text: str) -> str:
@@ -271,17 +320,31 @@ def clean_inline(text: str) -> str:
 
 
 # --- block structure ------------------------------------------------------------------------------
-_ATX_RE = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_ATX_OPEN_RE = re.compile(r" {0,3}(#{1,6})(?=[ \t]|$)")
 _SETEXT_RE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_HR_RE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_HR_RE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*+\1){2,}+[ \t]*+$")
 _OPEN_FENCE_RE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
 _ITEM_RE = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+")
-_TABLE_ALIGN_RE = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
+_TABLE_ALIGN_RE = re.compile(r"^[ \t]*+\|?+[ \t]*+:?-{2,}+:?[ \t]*+(?:\|[ \t]*+:?-{2,}+:?[ \t]*+)*+\|?+[ \t]*+$")
 _REF_DEF_RE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S+")
 _BLOCK_START_CHARS = frozenset("#`~|>-*+_=[0123456789")
 _QUOTE_RE = re.compile(r"^[ \t]*>[ \t]?")
 _CJK_CHAR_RE = re.compile(CJK_CLASS)
 _CJK_PUNCT_RE = re.compile("[\u3000-\u303f\uff01-\uff0f\uff1a-\uff1f]")
+
+
+def _atx(line: str) -> tuple[int, str] | None:
+    """``(level, title)`` of an ATX heading line (closing ``#`` sequence removed), or
+    None. String operations, not one regular expression: ``(.*?)`` followed by optional
+    trailing blanks backtracks quadratically over a long run of spaces."""
+    m = _ATX_OPEN_RE.match(line)
+    if m is None:
+        return None
+    rest = line[m.end():].strip(" \t")
+    bare = rest.rstrip("#")
+    if bare != rest and (not bare or bare[-1] in " \t"):
+        rest = bare.rstrip(" \t")
+    return len(m.group(1)), rest
 
 
 def _join_lines(lines: list[str]) -> str:
@@ -357,11 +420,11 @@ def _fill(builder: TextBuilder, text: str, lang: str, warnings: list[str], *,
             last_kind = "code"
             i = j + 1
             continue
-        atx = _ATX_RE.match(line)
+        atx = _atx(line)
         if atx:
             flush()
-            heading = clean_inline(_ANCHOR_RE.sub("", atx.group(2) or ""))
-            builder.heading(len(atx.group(1)), heading)
+            heading = clean_inline(_ANCHOR_RE.sub("", atx[1]))
+            builder.heading(atx[0], heading)
             last_kind = "heading"
             i += 1
             continue
@@ -385,10 +448,10 @@ def _fill(builder: TextBuilder, text: str, lang: str, warnings: list[str], *,
             if not _TABLE_ALIGN_RE.match(line):
                 cells = [clean_inline(c.strip()) for c in stripped.strip("|").split("|")]
                 row = " | ".join(cells)
-                if last_kind == "row":
-                    builder.line(row)
-                else:
-                    builder.block(row)
+                first = last_kind != "row"
+                # GFM: a header row is the first row, followed by the delimiter row.
+                header = first and i + 1 < n and _TABLE_ALIGN_RE.match(lines[i + 1]) is not None
+                builder.table_row(row, first=first, header=header)
                 last_kind = "row"
             i += 1
             continue
@@ -426,14 +489,14 @@ def _first_h1(body: str) -> str:
             fence = head[:3]
             continue
         if head.startswith("# ") or head.startswith("#\t"):
-            m = _ATX_RE.match(line)
-            if m and len(m.group(1)) == 1:
-                return clean_inline(_ANCHOR_RE.sub("", m.group(2) or "")).strip()
+            m = _atx(line)
+            if m and m[0] == 1:
+                return clean_inline(_ANCHOR_RE.sub("", m[1])).strip()
     return ""
 
 
 def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8",
-                         default_title: str = "") -> Document:
+                         default_title: str = "", limits: FileLimits | None = None) -> Document:
     """Convert Markdown source to a :class:`Document` (see the module docstring).
 
     Args:
@@ -441,9 +504,13 @@ def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8"
         path: the document path to record.
         encoding: recorded in ``metadata["encoding"]``.
         default_title: used when neither front matter nor an H1 gives a title.
+        limits: front-matter limits (``yaml_max_*``, ``max_metadata_bytes``).
+
+    Raises:
+        FileLimitError: YAML front matter over a ``yaml_max_*`` limit.
     """
     source = normalize_text(source)
-    meta, body, warnings = _front_matter(source)
+    meta, body, warnings = _front_matter(source, path or "<markdown>", limits)
     if "<!--" in body:
         body = _strip_html_comments(body)
     lang = detect_language(body)
@@ -460,12 +527,13 @@ def markdown_to_document(source: str, *, path: str = "", encoding: str = "utf-8"
     _fill(builder, body, lang, warnings, title=title if title and title != h1 else "",
           description=description)
     text, sections, _ = builder.build()
+    tables = builder.tables
     metadata: dict[str, Any] = dict(meta)
     metadata.update({"format": "markdown", "encoding": encoding})
     if warnings:
         metadata["warnings"] = warnings
     return Document(path=path, text=text, title=title or h1 or default_title, metadata=metadata,
-                    sections=sections, language=lang)
+                    sections=sections, language=lang, tables=tables)
 
 
 class MarkdownLoader:
@@ -477,7 +545,12 @@ class MarkdownLoader:
 
     extensions: tuple[str, ...] = (".md", ".markdown", ".mdown", ".mkd")
 
-    def load(self, path: Path) -> Document:
+    def load(self, path: Path, options: LoadOptions | None = None) -> Document:
         """Read ``path``; see :func:`knowbase.knowledge.loaders.load_document` for errors."""
-        raw, encoding = read_text(path)
-        return markdown_to_document(raw, path=str(path), encoding=encoding, default_title=path.stem)
+        options = options or LoadOptions()
+        decoded = read_text(path, options.encoding)
+        doc = markdown_to_document(decoded.text, path=str(path), encoding=decoded.encoding,
+                                   default_title=path.stem, limits=options.limits)
+        if decoded.warnings:
+            doc.metadata["warnings"] = list(decoded.warnings) + list(doc.metadata.get("warnings", []))
+        return doc

@@ -10,14 +10,16 @@ declaring::
     rst = "my_pkg.rst:RstLoader"
 
 where ``RstLoader()`` (called without arguments) has ``extensions = (".rst",)`` and
-``load(path) -> Document``. A plugin's loader wins over a built-in one for the same
-extension.
+``load(path) -> Document`` (or ``load(path, options) -> Document`` to receive the
+:class:`~knowbase.knowledge.loaders.options.LoadOptions`: limits, encoding, passwords).
+A plugin's loader wins over a built-in one for the same extension.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import logging
 import os
 import stat
@@ -25,14 +27,16 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from knowbase.errors import InputFileError, KnowbaseError
 from knowbase.knowledge.language import detect_language
+from knowbase.knowledge.loaders.options import LoadOptions
 from knowbase.knowledge.types import Document
+from knowbase.safety.files import FileLimits, limit_error
 
 __all__ = [
-    "Loader", "LOADER_GROUP", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILE_BYTES",
+    "Loader", "LoadOptions", "LOADER_GROUP", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILE_BYTES",
     "available_loaders", "supported_extensions", "loader_for", "load_document",
 ]
 
@@ -42,9 +46,9 @@ LOADER_GROUP = "knowbase.loaders"
 
 #: Largest text accepted: text files by size on disk, other formats by extracted text
 #: (UTF-8 bytes). 20 MB is about 5,000 pages of prose.
-DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_BYTES = FileLimits().max_text_bytes
 #: Largest container file (PDF, DOCX: images inflate them) accepted before parsing.
-DEFAULT_MAX_FILE_BYTES = 200 * 1024 * 1024
+DEFAULT_MAX_FILE_BYTES = FileLimits().max_file_bytes
 
 _BUILTIN: dict[str, str] = {
     "text": "knowbase.knowledge.loaders.plaintext:TextLoader",
@@ -71,12 +75,23 @@ class Loader(Protocol):
     extensions: tuple[str, ...]
 
     def load(self, path: Path) -> Document:
-        """Read ``path`` (absolute, a readable regular file, not empty).
+        """Read ``path`` (absolute, a readable regular file, not empty). A loader may
+        take a second parameter, ``options`` (:class:`LoadOptions`).
 
         Raises:
             InputFileError: the file cannot be parsed (``path``, ``reason``).
         """
         ...
+
+
+def _takes_options(loader: Loader) -> bool:
+    """Whether ``loader.load`` accepts a second positional argument (``options``)."""
+    try:
+        params = list(inspect.signature(loader.load).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
 def _entry_points(group: str) -> list:
@@ -162,8 +177,9 @@ def _mb(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, loaders: Iterable[Loader] = ()) -> Document:
+def load_document(path: str | os.PathLike[str], *, max_bytes: int | None = None,
+                  max_file_bytes: int | None = None, loaders: Iterable[Loader] = (),
+                  options: LoadOptions | None = None) -> Document:
     """Load one file as a :class:`Document`, choosing the loader by extension.
 
     Checks run before parsing, cheapest first: the file exists, is a regular file, is
@@ -172,10 +188,13 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
 
     Args:
         path: the file.
-        max_bytes: largest text accepted, in bytes (default 20 MB): the file size for
-            text formats, the extracted text (UTF-8) for container formats.
-        max_file_bytes: largest container file (PDF, DOCX) accepted, in bytes.
+        max_bytes: largest text accepted, in bytes (default ``options.limits.max_text_bytes``,
+            20 MB): the file size for text formats, the extracted text (UTF-8) for
+            container formats.
+        max_file_bytes: largest container file (PDF, DOCX) accepted, in bytes (default
+            ``options.limits.max_file_bytes``).
         loaders: extra loaders tried before the registered ones.
+        options: limits, a fixed text encoding, PDF passwords (:class:`LoadOptions`).
 
     Returns:
         The document; ``path`` is absolute, ``language`` detected when the loader did
@@ -185,8 +204,13 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
         InputFileError: with ``path`` and a one-line ``reason``: ``not found``, ``not a
             regular file``, ``permission denied``, ``empty file (0 bytes)``, ``too large``,
             ``unsupported file type``, ``binary content``, ``undecodable text``,
-            ``corrupt PDF``, ``encrypted PDF``, ``no text``...
+            ``corrupt PDF``, ``encrypted PDF``, ``no text``...; a
+            :class:`~knowbase.safety.files.FileLimitError` (a subclass) when the file
+            exceeds one of ``options.limits``.
     """
+    options = options or LoadOptions()
+    max_bytes = options.limits.max_text_bytes if max_bytes is None else max_bytes
+    max_file_bytes = options.limits.max_file_bytes if max_file_bytes is None else max_file_bytes
     p = Path(path).expanduser().absolute()
     loader = loader_for(p, loaders=loaders)
     try:
@@ -208,9 +232,11 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
     binary = bool(getattr(loader, "binary", False))
     limit = max_file_bytes if binary else max_bytes
     if st.st_size > limit:
-        raise _fail(p, f"too large: {_mb(st.st_size)} > {_mb(limit)} limit")
+        name = "max_file_bytes" if binary else "max_text_bytes"
+        raise limit_error(p, name, st.st_size, limit, "file size",
+                          reason=f"too large: {_mb(st.st_size)} > {_mb(limit)} limit ({name})")
     try:
-        doc = loader.load(p)
+        doc = cast(Any, loader).load(p, options) if _takes_options(loader) else loader.load(p)
     except KnowbaseError:
         raise
     except PermissionError as exc:
@@ -220,7 +246,9 @@ def load_document(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_
     except Exception as exc:
         raise _fail(p, f"cannot parse: {type(exc).__name__}: {exc}") from exc
     if binary and len(doc.text) > max_bytes // 4 and len(doc.text.encode("utf-8")) > max_bytes:
-        raise _fail(p, f"too large: {_mb(len(doc.text.encode('utf-8')))} of text > {_mb(max_bytes)} limit")
+        size = len(doc.text.encode("utf-8"))
+        raise limit_error(p, "max_text_bytes", size, max_bytes, "extracted text",
+                          reason=f"too large: {_mb(size)} of text > {_mb(max_bytes)} limit (max_text_bytes)")
     if not doc.text.strip():
         raise _fail(p, "no text to index")
     changes: dict[str, Any] = {}
