@@ -226,7 +226,7 @@ def test_cli_prints_one_line_per_check_and_exits_1(monkeypatch: pytest.MonkeyPat
         main(["doctor", "--smoke"])
     assert exit_info.value.code == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "FAIL  smoke  the model runtime crashed?]52;c;x?"
+    assert out[0] == "FAIL  smoke  the model runtime crashed\\u001b]52;c;x\\u0007"
     assert out[1].strip() == "fix: rebuild"
     with pytest.raises(SystemExit):
         main(["doctor", "--smoke", "--json"])

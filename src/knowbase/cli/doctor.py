@@ -12,19 +12,19 @@ Exit status 1 when a check fails.
 from __future__ import annotations
 
 import json
-import re
 
 import click
 
 from knowbase.cli.main import settings_from
 
 _MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _plain(text: str) -> str:
-    """``text`` without terminal control characters (child-process output ends up in messages)."""
-    return _CONTROL.sub("?", text)
+    """``text`` with terminal control characters made visible (child-process output ends up in messages)."""
+    from knowbase.safety.text import terminal_safe
+
+    return terminal_safe(text)
 
 
 @click.command()

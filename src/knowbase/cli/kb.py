@@ -32,15 +32,6 @@ def _rel(path: str) -> str:
     return path if rel.startswith("../..") else rel
 
 
-_CONTROL = {c: "?" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in (0x09,)}
-
-
-def _plain(text: str) -> str:
-    """``text`` with control characters (terminal escapes: a file name or a parser message
-    could carry them) shown as ``?``."""
-    return text.translate(_CONTROL)
-
-
 def _source(chunk: Any) -> str:
     out = _rel(chunk.path)
     if chunk.section:
