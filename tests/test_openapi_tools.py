@@ -320,3 +320,69 @@ def test_no_approver_means_never_run(shop: str) -> None:
     cancel = by_name(toolset(shop, operations=["cancelOrder"]).tools())["cancelOrder"]
     result = cancel.run({"orderId": "A1002", "reason": "other"})
     assert result.error_kind == "refused" and "no one is there to approve it" in result.output
+
+
+# --- the router over plugins ----------------------------------------------------------------------
+def _calendar():
+    from knowbase.agents.plugins import Plugin
+    from knowbase.agents.tools import tool
+
+    @tool
+    def next_meeting(person: str) -> str:
+        """The next meeting with a person."""
+        return f"Tuesday 10:00 with {person}"
+
+    return Plugin("Calendar", "Meetings and appointments of the user.", (next_meeting,))
+
+
+def test_plugin_router_picks_the_shop_then_its_operation(shop: str) -> None:
+    from knowbase.agents import Plugin, PluginRouter
+
+    plugins = [_calendar(), Plugin.from_toolset(toolset(shop))]
+    model = ChatModel(FakeChat([
+        "B",                                   # plugin: Acme Shop API
+        "B",                                   # operation: getOrder (listOrders, getOrder, ...)
+        '{"orderId": "A1001"}',                # its arguments
+        "Order A1001 has shipped and should arrive on 8 December.",
+    ]))
+    router = PluginRouter(model, plugins)
+    prompt = router.question("Where is order A1001?")
+    assert "A) Calendar: Meetings and appointments of the user." in prompt
+    assert "B) Acme Shop API: Order lookup and product catalogue of the Acme online shop." in prompt
+    assert "C) none of these" in prompt
+    result = router.run("Where is order A1001?")
+    assert result.status == "finished", result.message
+    assert [s.kind for s in result.steps] == ["choose", "choose", "arguments", "tool", "answer"]
+    assert [s.index for s in result.steps] == [1, 2, 3, 4, 5]
+    assert result.steps[0].action == "Acme Shop API" and result.steps[3].action == "getOrder"
+    assert ShopHandler.seen[-1]["path"] == "/v1/orders/A1001"
+    assert result.answer == "Order A1001 has shipped and should arrive on 8 December."
+    assert result.usage.total_tokens == sum(s.usage.total_tokens for s in result.steps)
+
+
+def test_plugin_router_none_fits_runs_nothing(shop: str) -> None:
+    from knowbase.agents import Plugin, PluginRouter
+
+    router = PluginRouter(ChatModel(FakeChat(["C"])), [_calendar(), Plugin.from_toolset(toolset(shop))])
+    route = router.route("What is the capital of Peru?")
+    assert (route.plugin, route.index) == (None, 2)
+    result = PluginRouter(ChatModel(FakeChat(["C"])), [_calendar(), Plugin.from_toolset(toolset(shop))]).run("Peru?")
+    assert result.status == "no_tool"
+    assert result.answer.startswith("Sorry, I can't help with that request. I can help with: Meetings and appointments")
+    assert ShopHandler.seen == []
+
+
+def test_cli_agent_run_builds_spec_tools_through_the_api(shop: str) -> None:
+    from click.testing import CliRunner
+
+    from knowbase.cli.main import cli
+
+    args = ["agent", "run", "Where is A1001?", "--openapi", str(SPEC), "--base-url", shop,
+            "--allow-host", "127.0.0.1", "--allow-private", "--bearer-env", "SHOP_TOKEN",
+            "--operations", "getOrder,cancelOrder", "--model", "fake:Final Answer: shipped", "--json"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["answer"] == "shipped"
+    bad = CliRunner().invoke(cli, [*args[:3], "--openapi", str(SPEC), "--operations", "nope",
+                                   "--model", "fake:x"])
+    assert bad.exit_code != 0 and "no operation named 'nope'" in str(bad.exception)

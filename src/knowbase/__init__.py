@@ -61,6 +61,9 @@ _EXPORTS = {
     "ReActAgent": "knowbase.agents.react",
     "FunctionCallingAgent": "knowbase.agents.functions",
     "AutonomousAgent": "knowbase.agents.autonomous",
+    "PluginRouter": "knowbase.agents.plugins",
+    "OpenAPIToolset": "knowbase.tools.openapi",
+    "ApprovalQueue": "knowbase.tools.approval",
     # tracing
     "trace": "knowbase.tracing.context",
     "TraceStore": "knowbase.tracing.store",

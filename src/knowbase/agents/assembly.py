@@ -44,6 +44,16 @@ class AssembledTools:
     toolsets: list[Any] = field(default_factory=list)
     closing: list[Any] = field(default_factory=list)
 
+    def plugins(self) -> list[Any]:
+        """The tools as :class:`~knowbase.agents.plugins.Plugin` objects for a plugin router:
+        one per OpenAPI spec (its title and description), one per other tool."""
+        from knowbase.agents.plugins import Plugin
+
+        from_specs = [Plugin.from_toolset(ts) for ts in self.toolsets]
+        spec_names = {t.name for p in from_specs for t in p.tools}
+        own = [t for t in self.tools if t.name not in spec_names]
+        return [*(Plugin(t.name, t.description, (t,)) for t in own), *from_specs]
+
     def close(self) -> None:
         """Close every resource opened for the tools."""
         for item in self.closing:

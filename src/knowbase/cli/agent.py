@@ -14,7 +14,7 @@ import click
 
 from knowbase.cli.main import settings_from
 
-AGENT_TYPES = ("router", "react", "functions", "auto")
+AGENT_TYPES = ("router", "react", "functions", "auto", "plugins")
 
 
 def _split(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
@@ -77,12 +77,16 @@ def terminal_approver(timeout: float) -> Any:
     return approve
 
 
-def _build_tools(config: dict[str, Any], settings: Any) -> tuple[list[Any], list[Any]]:
-    """The tools named in ``config`` and the resources to close afterwards."""
+def _assemble(config: dict[str, Any], settings: Any) -> Any:
     from knowbase.agents.assembly import assemble_tools
 
     timeout = float(config.get("approval_timeout") or 120.0)
-    built = assemble_tools(config, settings=settings, approver=terminal_approver(timeout))
+    return assemble_tools(config, settings=settings, approver=terminal_approver(timeout))
+
+
+def _build_tools(config: dict[str, Any], settings: Any) -> tuple[list[Any], list[Any]]:
+    """The tools named in ``config`` and the resources to close afterwards."""
+    built = _assemble(config, settings)
     return built.tools, built.closing
 
 
@@ -159,7 +163,8 @@ def agent() -> None:
 @click.argument("goal")
 @click.option("--type", "agent_type", type=click.Choice(AGENT_TYPES), default="react", show_default=True,
               help="router: pick one tool; react: Thought/Action loop; functions: native tool calls; "
-                   "auto: plan tasks toward a goal (saved, resumable).")
+                   "auto: plan tasks toward a goal (saved, resumable); plugins: pick one plugin (an OpenAPI "
+                   "spec or a tool), then one of its operations.")
 @click.option("--tools", "tools", multiple=True, help="Comma-separated tool names (default: calculator, "
               "current_time, plus kb_search with --kb, sql_query with --db, http_get with --allow-host).")
 @click.option("--kb", "kb", default=None, help="Knowledge base for kb_search.")
@@ -215,15 +220,19 @@ def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], 
         _run_auto(ctx, config, goal=goal, run_id=run_id, feedback=ask and not as_json, as_json=as_json,
                   model_spec=None)
         return
-    from knowbase.agents import FunctionCallingAgent, ReActAgent, RouterAgent
+    from knowbase.agents import FunctionCallingAgent, PluginRouter, ReActAgent, RouterAgent
     from knowbase.models.registry import get_chat_model
 
-    tool_list, closing = _build_tools(config, settings)
+    built = _assemble(config, settings)
+    tool_list, closing = built.tools, built.closing
     model = get_chat_model(config["model"], settings=settings)
     printer = None if as_json else _echo_step
     try:
-        if agent_type == "router":
-            runner: Any = RouterAgent(model, tool_list, constrained=not no_constrain, max_tokens=max_tokens,
+        if agent_type == "plugins":
+            runner: Any = PluginRouter(model, built.plugins(), constrained=not no_constrain, max_tokens=max_tokens,
+                                       max_seconds=max_seconds, on_step=printer)
+        elif agent_type == "router":
+            runner = RouterAgent(model, tool_list, constrained=not no_constrain, max_tokens=max_tokens,
                                       max_seconds=max_seconds, on_step=printer)
         elif agent_type == "functions":
             runner = FunctionCallingAgent(model, tool_list, max_steps=max_steps, max_tokens=max_tokens,
