@@ -169,3 +169,40 @@ def test_autonomous_agent_stops_when_tasks_repeat_a_failing_call() -> None:
     result = AutonomousAgent(model, [_failing()], max_steps=10).run("find order X1")
     assert result.status == "repeated_failure"
     assert [s.kind for s in result.steps] == ["plan", "task", "task"]
+
+
+def test_assemble_tools_over_several_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from knowbase.agents.assembly import assemble_tools
+
+    calendar = tmp_path / "calendar.json"
+    calendar.write_text(json.dumps({
+        "openapi": "3.1.0", "info": {"title": "Calendar", "description": "Meetings of the user."},
+        "servers": [{"url": "https://calendar.example.com/api"}],
+        "paths": {"/events/next": {"get": {"operationId": "nextMeeting", "summary": "The next meeting"}},
+                  "/events": {"post": {"operationId": "createEvent", "summary": "Add an event"}}}}))
+    config = {"openapi": [str(SPEC), str(calendar)], "operations": ["getOrder", "createEvent"]}
+    built = assemble_tools(config)
+    assert [t.name for t in built.tools] == ["getOrder", "createEvent"]
+    assert [(p.name, [t.name for t in p.tools]) for p in built.plugins()] == [
+        ("Acme Shop API", ["getOrder"]), ("Calendar", ["createEvent"])]
+    built = assemble_tools({"openapi": [str(SPEC), str(calendar)], "tools": ["calculator"]})
+    assert [p.name for p in built.plugins()] == ["calculator", "Acme Shop API", "Calendar"]
+    with pytest.raises(UserError) as err:
+        assemble_tools({**config, "operations": ["getOrder", "nope"]})
+    assert err.value.field == "operations"
+    with pytest.raises(UserError) as err:  # one token must not be sent to every API
+        assemble_tools({**config, "bearer_env": "SHOP_TOKEN"})
+    assert err.value.field == "openapi"
+    monkeypatch.delenv("SHOP_TOKEN", raising=False)
+    one = assemble_tools({"openapi": [str(SPEC)], "bearer_env": "SHOP_TOKEN"})
+    with pytest.raises(UserError) as err:  # the variable is read at call time, and named when missing
+        one.toolsets[0].auth.headers()
+    assert "SHOP_TOKEN" in str(err.value)
+
+
+def test_terminal_approver_refuses_without_a_terminal() -> None:
+    from knowbase.cli.agent import terminal_approver
+    from knowbase.tools.approval import PendingCall
+
+    decision = terminal_approver(5)(PendingCall("cancelOrder", {"orderId": "A1"}, "POST https://x/orders/A1/cancel"))
+    assert (decision.approved, decision.reason) == (False, "no terminal to ask on")

@@ -78,6 +78,12 @@ def openapi_toolsets(config: dict[str, Any], *, approver: Any = None) -> list[An
             raise UserError("an API key needs the header it goes in (--api-key-header NAME)", field="api_key_header")
         auth = ApiAuth(header=config.get("api_key_header"), key_env=config.get("api_key_env"),
                        bearer_env=config.get("bearer_env"))
+    if config.get("base_url") and len(specs) > 1:
+        raise UserError("--base-url applies to one spec; with several specs each uses its own servers entry",
+                        field="base_url")
+    if auth is not None and len(specs) > 1:
+        raise UserError("API credentials apply to one spec; with several specs, build each OpenAPIToolset "
+                        "with its own ApiAuth in Python", field="openapi")
     operations = split_names(config.get("operations")) or None
     out = []
     for spec in specs:
@@ -87,14 +93,16 @@ def openapi_toolsets(config: dict[str, Any], *, approver: Any = None) -> list[An
         if config.get("approval_timeout"):
             options["approval_timeout"] = float(config["approval_timeout"])
         toolset = OpenAPIToolset.from_source(
-            spec, operations=operations if len(specs) == 1 else None, base_url=config.get("base_url"),
+            spec, operations=operations, base_url=config.get("base_url"), skip_unknown=len(specs) > 1,
             allowed_hosts=config.get("allowed_hosts") or None, allow_private=bool(config.get("allow_private")),
             **options)
         out.append(toolset)
     if operations and len(specs) > 1:
-        wanted = set(operations)
-        for toolset in out:
-            toolset.operations = [op for op in toolset.operations if op.name in wanted]
+        found = {op.name for toolset in out for op in toolset.operations}
+        missing = [o for o in operations if o not in found]
+        if missing:
+            raise UserError(f"no spec has an operation named {', '.join(map(repr, missing))}", field="operations")
+        out = [toolset for toolset in out if toolset.operations]
     return out
 
 

@@ -526,7 +526,7 @@ class OpenAPIToolset:
                     operations: Sequence[str] | None = None, base_url: str | None = None,
                     allowed_hosts: Sequence[str] | None = None, allow_private: bool = False,
                     guard: UrlGuard | None = None, limits: SpecLimits = DEFAULT_SPEC_LIMITS,
-                    **options: Any) -> OpenAPIToolset:
+                    skip_unknown: bool = False, **options: Any) -> OpenAPIToolset:
         """Read a spec and select its operations.
 
         Args:
@@ -539,6 +539,8 @@ class OpenAPIToolset:
             allow_private: allow private/loopback addresses (tests, trusted intranets).
             guard: a ready :class:`UrlGuard` instead of the two arguments above.
             limits: bounds on the spec.
+            skip_unknown: ignore names in ``operations`` this spec lacks (several specs share
+                one list); by default an unknown name is an error.
             **options: the other fields (``auth``, ``approver``, ``max_tokens``, ``timeout``...).
 
         Raises:
@@ -556,7 +558,9 @@ class OpenAPIToolset:
             found.setdefault(_tool_name(op, method, path), (path, method, op, shared))
         if operations:
             unknown = [o for o in operations if o not in found]
-            if unknown:
+            if skip_unknown:
+                operations = [o for o in operations if o in found]
+            elif unknown:
                 raise SpecError(f"{where}: no operation named {', '.join(map(repr, unknown))}; the spec has: "
                                 f"{', '.join(sorted(found)) or '(none)'}", source=where, reason="operation")
             chosen = list(dict.fromkeys(operations))
