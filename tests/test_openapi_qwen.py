@@ -7,12 +7,12 @@ Run with ``KNOWBASE_N_THREADS=1 pytest -m qwen tests/test_openapi_qwen.py``.
 from __future__ import annotations
 
 import pytest
-from shop_stub import SPEC, TOKEN, ShopHandler
-from stub_http import serve
 
 from knowbase.agents import Plugin, PluginRouter
 from knowbase.agents.tools import tool
 from knowbase.tools.openapi import ApiAuth, OpenAPIToolset
+from shop_stub import SPEC, TOKEN, ShopHandler
+from stub_http import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.qwen]
 
