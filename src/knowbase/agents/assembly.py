@@ -8,7 +8,7 @@ secret, only the names of the environment variables that do::
      "allowed_hosts": ["shop.example.com"], "allow_private": false,
      "openapi": ["shop.yaml"], "operations": ["getOrder", "listProducts"], "base_url": null,
      "api_key_header": "X-Api-Key", "api_key_env": "SHOP_KEY", "bearer_env": null,
-     "tool_max_tokens": 600}
+     "tool_max_tokens": 600, "mcp": ["python notes_server.py", "https://mcp.example.com/mcp"]}
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class AssembledTools:
     Attributes:
         tools: the :class:`~knowbase.agents.tools.Tool` objects, registry tools first, then
             each OpenAPI spec's operations.
-        toolsets: the OpenAPI toolsets, for routers (name, description, tools).
+        toolsets: the OpenAPI and MCP toolsets, for routers (name, description, tools).
         closing: resources to close (knowledge bases).
     """
 
@@ -46,7 +46,7 @@ class AssembledTools:
 
     def plugins(self) -> list[Any]:
         """The tools as :class:`~knowbase.agents.plugins.Plugin` objects for a plugin router:
-        one per OpenAPI spec (its title and description), one per other tool."""
+        one per OpenAPI spec or MCP server (its name and description), one per other tool."""
         from knowbase.agents.plugins import Plugin
 
         from_specs = [Plugin.from_toolset(ts) for ts in self.toolsets]
@@ -106,6 +106,21 @@ def openapi_toolsets(config: dict[str, Any], *, approver: Any = None) -> list[An
     return out
 
 
+def mcp_toolsets(config: dict[str, Any], *, approver: Any = None) -> list[Any]:
+    """The MCP toolsets of ``config["mcp"]`` (URLs or command lines; see :mod:`knowbase.tools.mcp`).
+
+    Raises:
+        MCPServerError, SafetyError: a server cannot be reached or its URL is refused.
+    """
+    from knowbase.tools.mcp import MCPToolset
+
+    servers = config.get("mcp") or []
+    return [MCPToolset.connect(server, allowed_hosts=config.get("allowed_hosts") or None,
+                               allow_private=bool(config.get("allow_private")), approver=approver,
+                               approval_timeout=float(config.get("approval_timeout") or 300.0))
+            for server in ([servers] if isinstance(servers, str) else servers)]
+
+
 def assemble_tools(config: dict[str, Any], *, settings: Any = None, approver: Any = None) -> AssembledTools:
     """Build the tools a configuration names.
 
@@ -132,7 +147,7 @@ def assemble_tools(config: dict[str, Any], *, settings: Any = None, approver: An
             kb = KnowledgeBase.open(config["kb"], settings=settings)
             done.closing.append(kb)
         names = split_names(config.get("tools"))
-        toolsets = openapi_toolsets(config, approver=approver)
+        toolsets = openapi_toolsets(config, approver=approver) + mcp_toolsets(config, approver=approver)
         if not names and not toolsets:
             names = default_tool_names(ToolContext(kb=kb, allowed_hosts=tuple(config.get("allowed_hosts") or ()),
                                                    sql=True if config.get("db") else None))

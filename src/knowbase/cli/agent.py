@@ -172,6 +172,8 @@ def agent() -> None:
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Host http_get may fetch (repeatable).")
 @click.option("--allow-private", is_flag=True, help="Let http_get reach private/loopback addresses.")
 @click.option("--openapi", "openapi", multiple=True, help="OpenAPI 3 spec (file or URL): its operations become tools.")
+@click.option("--mcp", "mcp_servers", multiple=True,
+              help="MCP server whose tools to use: an http(s) URL or a command line (repeatable).")
 @click.option("--operations", default=None, help="Comma-separated operationIds to offer (default: every GET).")
 @click.option("--base-url", default=None, help="Server URL of the API (default: the spec's servers[0]).")
 @click.option("--api-key-header", default=None, help="Header carrying the API key (with --api-key-env).")
@@ -195,7 +197,8 @@ def agent() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], kb: str | None, db: str | None,
-        allow_hosts: tuple[str, ...], allow_private: bool, openapi: tuple[str, ...], operations: str | None,
+        allow_hosts: tuple[str, ...], allow_private: bool, openapi: tuple[str, ...], mcp_servers: tuple[str, ...],
+        operations: str | None,
         base_url: str | None, api_key_header: str | None, api_key_env: str | None, bearer_env: str | None,
         approval_timeout: float, max_steps: int | None, max_tokens: int | None,
         max_seconds: float | None, model_spec: str | None, step_format: str, executor: str, no_constrain: bool,
@@ -206,7 +209,7 @@ def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], 
                               "allow_private": allow_private, "model": model_spec or settings.chat_model,
                               "max_steps": max_steps, "max_tokens": max_tokens, "max_seconds": max_seconds,
                               "format": step_format, "executor": executor, "memory_embedder": memory_embedder,
-                              "openapi": list(openapi), "operations": _split(operations), "base_url": base_url,
+                              "openapi": list(openapi), "mcp": list(mcp_servers), "operations": _split(operations), "base_url": base_url,
                               "api_key_header": api_key_header, "api_key_env": api_key_env, "bearer_env": bearer_env,
                               "approval_timeout": approval_timeout}
     if agent_type == "auto":

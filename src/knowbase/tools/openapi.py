@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel
 
 from knowbase.errors import FetchError, InputFileError, SafetyError, UserError
 from knowbase.safety.specs import DEFAULT_SPEC_LIMITS, SpecLimits, parse_document
 from knowbase.safety.urls import UrlGuard, request
+from knowbase.tools._schema import args_model
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -388,7 +389,8 @@ def _build_operation(name: str, method: str, path: str, op: Mapping[str, Any], s
         schema = dict(schema) if isinstance(schema, Mapping) else {"type": "string"}
         if param.get("description"):
             schema["description"] = _one_line(str(param["description"]), 200)
-        args.append(Argument(pname, place, pname, schema, bool(param.get("required")) or place == "path"))  # type: ignore[arg-type]
+        arg_name = pname if pname not in {a.name for a in args} else f"{place}_{pname}"  # same name, two places
+        args.append(Argument(arg_name, place, pname, schema, bool(param.get("required")) or place == "path"))  # type: ignore[arg-type]
     body = op.get("requestBody")
     if body is not None:
         body, _ = resolver.deref(body, f"{where}/requestBody")
@@ -413,30 +415,9 @@ def _build_operation(name: str, method: str, path: str, op: Mapping[str, Any], s
 
 
 # --- the toolset -------------------------------------------------------------------------------------
-_PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool,
-                             "array": list[Any], "object": dict[str, Any]}
-
-
-def _py_type(schema: Mapping[str, Any]) -> Any:
-    enum = schema.get("enum")
-    if enum and all(isinstance(v, str | int | bool) for v in enum):
-        return Literal[tuple(enum)]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kinds = [k for k in kind if k != "null"]
-        kind = kinds[0] if len(kinds) == 1 else None
-    return _PY_TYPES.get(kind, Any) if isinstance(kind, str) else Any
-
-
 def _args_model(op: Operation) -> type[BaseModel]:
-    fields: dict[str, Any] = {}
-    for i, arg in enumerate(op.arguments):
-        annotation = _py_type(arg.schema)
-        default = ... if arg.required else None
-        if not arg.required:
-            annotation = annotation | None
-        fields[f"a{i}"] = (annotation, Field(default, alias=arg.name))
-    return create_model(f"{op.name}_args", __config__=ConfigDict(extra="forbid", populate_by_name=True), **fields)
+    schema = op.parameters()
+    return args_model(op.name, schema["properties"], schema.get("required", []))[0]
 
 
 def trim_to_budget(text: str, max_tokens: int, *, count_tokens: Callable[[str], int] | None = None) -> str:
