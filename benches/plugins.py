@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=None, help="full runs on the first N requests with an "
                         "expected fact (default: all of them; 0: routing only)")
     parser.add_argument("--free", action="store_true", help="do not constrain the letter by grammar")
+    parser.add_argument("--template", default="agent_plugin_router",
+                        help="prompt template of the choice (agent_router: the tool router's)")
+    parser.add_argument("--ids", default=None, help="comma-separated request ids (after --limit)")
     parser.add_argument("--out", default=None, help="write per-request rows as JSON here")
     args = parser.parse_args(argv)
 
@@ -125,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     from stub_http import serve
 
     requests = load_requests(args.limit)
+    if args.ids:
+        wanted = {i.strip() for i in args.ids.split(",")}
+        requests = [r for r in requests if r["id"] in wanted]
     os.environ["ACME_SHOP_TOKEN"] = TOKEN
     with _common.bench_home() as home, serve(ShopHandler) as shop, serve(OfficeStub) as office:
         bases = {"Acme Shop API": shop + "/v1", "Calendar": office + "/api", "Office devices": office + "/v2",
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 auth=ApiAuth.bearer_from_env("ACME_SHOP_TOKEN") if name == "Acme Shop API" else None)
             plugins.append(Plugin.from_toolset(toolset))
         model = get_chat_model(args.model, settings=Settings.load(home, tracing=False), tracing=False)
-        router = PluginRouter(model, plugins, constrained=not args.free)
+        router = PluginRouter(model, plugins, constrained=not args.free, template=args.template)
         print(f"model {args.model}, {len(requests)} requests, plugins: "
               + "; ".join(f"{p.name} ({len(p.tools)} tools)" for p in plugins), flush=True)
 
@@ -179,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     _common.print_table(
-        f"Routing over {len(plugins)} plugins + none ({args.model}, {'free' if args.free else 'grammar'})",
+        f"Routing over {len(plugins)} plugins + none ({args.model}, {'free' if args.free else 'grammar'}, "
+        f"prompt {args.template})",
         ["router", "accuracy", "in-scope acc.", "none rate", "none recall", "false none", "unclear", "s/request"],
         [["knowbase PluginRouter", frac(rows, lambda r: r["ok"]), frac(inscope, lambda r: r["ok"]),
           frac(rows, lambda r: r["routed"] == "none"), frac(nones, lambda r: r["routed"] == "none"),
