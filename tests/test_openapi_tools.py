@@ -54,7 +54,7 @@ def test_spec_gives_read_only_tools_with_resolved_schemas(shop: str) -> None:
     assert products["category"]["enum"] == ["laptops", "phones", "accessories"]
     assert products["limit"]["maximum"] == 100
     assert "$ref" not in json.dumps([t.parameters for t in tools.values()])
-    assert tools["getOrder"].description == "Look up one order Status, items, total and delivery estimate of an order."
+    assert tools["getOrder"].description == "Look up one order. Status, items, total and delivery estimate of an order."
     assert not any(needs_approval(t) for t in tools.values())
 
 

@@ -409,7 +409,9 @@ def _build_operation(name: str, method: str, path: str, op: Mapping[str, Any], s
                          for k, v in props.items()]
             else:
                 args.append(Argument("body", "body_whole", "body", dict(schema), bool(body.get("required"))))
-    text = " ".join(str(op.get(k) or "") for k in ("summary", "description")).strip()
+    summary, detail = (" ".join(str(op.get(k) or "").split()) for k in ("summary", "description"))
+    joint = ". " if summary and detail and summary[-1] not in ".!?:;" else " "
+    text = (summary + joint + detail).strip()
     return Operation(name, method.upper(), path, _one_line(text or f"{method.upper()} {path}", 300),
                      tuple(args))
 
