@@ -51,10 +51,6 @@ class Plugin:
         return cls(name or toolset.name, description or toolset.description, tuple(toolset.tools()))
 
 
-NONE_DESCRIPTION = "the request needs something none of the services above does"
-"""Said of the last option: a bare "none of these" was chosen less often by Qwen2.5-Coder-1.5B on
-none-labelled requests of ``benches/plugins.py`` (2/8 against 4/8 in one run; small samples)."""
-
 SubAgent = Callable[[ChatModel, Sequence[Tool], Budget], Any]
 """``(model, tools, budget) -> agent`` with ``run(request) -> AgentResult``."""
 
@@ -129,7 +125,7 @@ class PluginRouter:
         """The multiple-choice prompt (:attr:`template`) with one line per plugin."""
         letters = choice_letters(len(self.option_names))
         lines = [f"{letters[i]}) {p.name}: {p.description}" for i, p in enumerate(self.plugins)]
-        lines.append(f"{letters[-1]}) {NONE_OPTION}: {NONE_DESCRIPTION}")
+        lines.append(f"{letters[-1]}) {NONE_OPTION}")
         return render(self.template, request=request, options="\n".join(lines))
 
     def fallback_answer(self) -> str:
