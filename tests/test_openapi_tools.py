@@ -386,3 +386,26 @@ def test_cli_agent_run_builds_spec_tools_through_the_api(shop: str) -> None:
     bad = CliRunner().invoke(cli, [*args[:3], "--openapi", str(SPEC), "--operations", "nope",
                                    "--model", "fake:x"])
     assert bad.exit_code != 0 and "no operation named 'nope'" in str(bad.exception)
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d["paths"]["/x"]["get"].__setitem__("parameters", {"q": 1}),
+    lambda d: d["paths"]["/x"].__setitem__("parameters", 7),
+    lambda d: d["paths"]["/x"]["get"].__setitem__("requestBody", ["not", "an", "object"]),
+    lambda d: d["paths"]["/x"]["get"].__setitem__("requestBody", {"content": ["application/json"]}),
+    lambda d: d["paths"]["/x"]["get"]["parameters"][0].__setitem__("schema", "string"),
+    lambda d: d["paths"].__setitem__("/y", "nonsense"),
+    lambda d: d["components"]["schemas"].__setitem__("Q", {"type": "string", "enum": "abc"}),
+    lambda d: d.__setitem__("info", "x"),
+])
+def test_malformed_specs_never_crash(mutate) -> None:
+    from knowbase.errors import KnowbaseError
+
+    doc = _spec()
+    mutate(doc)
+    try:
+        tools = OpenAPIToolset.from_source(doc).tools()
+    except KnowbaseError as exc:  # a clear refusal is fine; a TypeError is not
+        assert str(exc)
+    else:
+        assert [t.name for t in tools] == ["getX"]

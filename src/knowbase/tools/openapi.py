@@ -352,6 +352,10 @@ class Operation:
                 "placement": {a.name: f"{a.location}:{a.wire_name}" for a in self.arguments}}
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _tool_name(op: Mapping[str, Any], method: str, path: str) -> str:
     raw = str(op.get("operationId") or f"{method}_{path}")
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", raw).strip("_")[:64]
@@ -367,14 +371,14 @@ def _operations(doc: Mapping[str, Any], resolver: _Resolver) -> Iterable[tuple[s
         for method in METHODS:
             op = item.get(method)
             if isinstance(op, Mapping):
-                yield str(path), method, op, item.get("parameters") or []
+                yield str(path), method, op, _as_list(item.get("parameters"))
 
 
 def _build_operation(name: str, method: str, path: str, op: Mapping[str, Any], shared: Sequence[Any],
                      resolver: _Resolver) -> Operation:
     where = f"#/paths/{path.replace('~', '~0').replace('/', '~1')}/{method}"
     params: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for i, raw in enumerate([*shared, *(op.get("parameters") or [])]):
+    for i, raw in enumerate([*_as_list(shared), *_as_list(op.get("parameters"))]):
         param, _ = resolver.deref(raw, f"{where}/parameters/{i}")
         if isinstance(param, Mapping) and param.get("name") and param.get("in"):
             params[(str(param["name"]), str(param["in"]))] = param
@@ -394,8 +398,9 @@ def _build_operation(name: str, method: str, path: str, op: Mapping[str, Any], s
     body = op.get("requestBody")
     if body is not None:
         body, _ = resolver.deref(body, f"{where}/requestBody")
-        content = body.get("content") if isinstance(body, Mapping) else None
-        media = next((v for k, v in (content or {}).items() if "json" in str(k)), None)
+        body = body if isinstance(body, Mapping) else {}
+        content = body.get("content") if isinstance(body.get("content"), Mapping) else {}
+        media = next((v for k, v in content.items() if "json" in str(k)), None)
         if media is None and (content or body.get("required")):
             raise resolver.fail(f"operation {name}: only JSON request bodies are supported", where, "operation")
         if isinstance(media, Mapping):
