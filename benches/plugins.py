@@ -13,7 +13,8 @@ letter, grammar-constrained on llama.cpp unless ``--free``):
   false "none" on in-scope ones);
 * task success on the requests with an expected fact (15, read-only): the full run
   (plugin, then operation, arguments, the call against local stubs on 127.0.0.1, the
-  phrased answer) succeeds when the answer contains the fact (case-insensitive).
+  phrased answer) succeeds when the answer contains the fact (case-insensitive; ``a|b``
+  accepts either form).
 
 Usage::
 
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 tokens = result.usage.total_tokens
             except Exception as exc:
                 answer, status, steps, tokens = "", f"crash: {type(exc).__name__}", 0, 0
-            ok = req["expect"].lower() in answer.lower()
+            ok = any(alt.lower() in answer.lower() for alt in req["expect"].split("|"))
             task_rows.append({"id": req["id"], "ok": ok, "status": status, "steps": steps, "tokens": tokens,
                               "answer": answer, "seconds": round(time.perf_counter() - t0, 2)})
             print(f"  task  {req['id']:<7} {'ok ' if ok else 'BAD'} {status:<12} steps={steps} "
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
               sum(r["steps"] for r in task_rows) / len(task_rows),
               sum(r["tokens"] for r in task_rows) / len(task_rows),
               sum(r["seconds"] for r in task_rows) / len(task_rows)]],
-            notes=["success: the answer contains the expected fact (case-insensitive)."])
+            notes=["success: the answer contains the expected fact (case-insensitive; '|' separates accepted forms)."])
     if args.out:
         Path(args.out).write_text(json.dumps({"routing": rows, "tasks": task_rows}, indent=2, ensure_ascii=False),
                                   encoding="utf-8")
