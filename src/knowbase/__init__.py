@@ -68,6 +68,9 @@ _EXPORTS = {
     "EvalRunner": "knowbase.evals.runner",
     "EvalReport": "knowbase.evals.runner",
     "load_testset": "knowbase.evals.datasets",
+    "PluginRouter": "knowbase.agents.plugins",
+    "OpenAPIToolset": "knowbase.tools.openapi",
+    "ApprovalQueue": "knowbase.tools.approval",
     # tracing
     "trace": "knowbase.tracing.context",
     "TraceStore": "knowbase.tracing.store",

@@ -5,7 +5,8 @@
   current_time, sql_query).
 * :class:`RouterAgent` (multiple choice of one tool), :class:`ReActAgent` (Thought /
   Action / Observation loop), :class:`FunctionCallingAgent` (native tool calls),
-  :class:`AutonomousAgent` (plans tasks toward a goal, with memory and saved state).
+  :class:`AutonomousAgent` (plans tasks toward a goal, with memory and saved state),
+  :class:`PluginRouter` (picks one plugin -- an OpenAPI spec, a toolset -- then its operation).
 
 Submodules load lazily so ``import knowbase.agents`` stays cheap.
 """
@@ -29,6 +30,9 @@ _EXPORTS = {
     "AutonomousAgent": "knowbase.agents.autonomous",
     "AgentStore": "knowbase.agents.state",
     "make_tools": "knowbase.agents.builtin",
+    "PluginRouter": "knowbase.agents.plugins",
+    "Plugin": "knowbase.agents.plugins",
+    "assemble_tools": "knowbase.agents.assembly",
 }
 
 

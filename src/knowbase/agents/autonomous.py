@@ -197,7 +197,9 @@ class AutonomousAgent:
                 elif state.check_due or state.pending() is None:
                     step, final = self._check(run, state)
                 else:
-                    step = self._task(run, state, state.pending())  # type: ignore[arg-type]
+                    step, looping = self._task(run, state, state.pending())  # type: ignore[arg-type]
+                    if looping is not None:
+                        final = (self._last_result(state), *looping)
                 state.step = meter.steps
                 state.log.append(" ".join(step.summary().split())[:200])
                 self._sync(state, meter)
@@ -289,7 +291,10 @@ class AutonomousAgent:
             sp.set(tasks=clean, retries=step.retries)
         return step
 
-    def _task(self, run: Run, state: RunState, task: TaskState) -> AgentStep:
+    def _task(self, run: Run, state: RunState, task: TaskState) -> tuple[AgentStep, tuple[Status, str] | None]:
+        """Run one task in a sub-agent. Returns the step, and ``(status, message)`` when a
+        failing tool call has now been repeated ``max_repeated_failures`` times over the
+        whole run (the sub-agents' calls counted together), which ends the run."""
         number = state.tasks.index(task) + 1
         with span(f"task {number}", kind="agent", task=task.description[:300]) as sp:
             step = AgentStep(run.next_index(), "task", action=self.executor if isinstance(self.executor, str)
@@ -301,7 +306,8 @@ class AutonomousAgent:
             sub_budget = Budget(
                 max_steps=self.task_max_steps,
                 max_tokens=None if left.max_tokens is None else max(1, left.max_tokens - used),
-                max_seconds=None if left.max_seconds is None else max(0.1, left.max_seconds - run.meter.elapsed))
+                max_seconds=None if left.max_seconds is None else max(0.1, left.max_seconds - run.meter.elapsed),
+                max_repeated_failures=left.max_repeated_failures)
             try:
                 result = self._execute(prompt, sub_budget)
             except KnowbaseError as exc:
@@ -320,7 +326,11 @@ class AutonomousAgent:
                            {"kind": "task", "task": number, "status": task.status})
             state.check_due = self.check_each_task
             sp.set(status=task.status, sub_status=result.status, sub_steps=len(result.steps))
-        return step
+        looping = None
+        for sub in result.steps:
+            if sub.kind == "tool" and not sub.ok:
+                looping = run.meter.note_failure(sub.action, sub.action_input) or looping
+        return step, looping
 
     def _execute(self, prompt: str, budget: Budget) -> AgentResult:
         if callable(self.executor):

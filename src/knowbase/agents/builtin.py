@@ -8,8 +8,9 @@ addresses such as ``169.254.169.254`` refused, every redirect re-checked), and
 ``sql_query`` runs only what the read-only SQL validator of :mod:`knowbase.sql` accepts.
 
 Tools that need a resource are made by factories (``make_kb_search(kb)``,
-``make_http_get(["docs.python.org"])``); :func:`make_tools` builds a list by name for
-the CLI.
+``make_http_get(["docs.python.org"])``). Each built-in is registered in the
+``knowbase.tools`` entry-point group through a ``*_tool(context)`` factory, the same way a
+plugin registers; :func:`make_tools` builds a list by name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from knowbase.agents.tools import Tool
 from knowbase.errors import SafetyError, UserError
+from knowbase.tools.registry import ToolContext
 
 BUILTIN_NAMES = ("calculator", "kb_search", "sql_query", "http_get", "current_time")
 
@@ -225,12 +227,44 @@ def make_sql_query(pipeline: Any, *, description: str | None = None, max_rows: i
     return Tool.from_function(sql_query, description=description, timeout=timeout)
 
 
+def calculator_tool(context: ToolContext) -> Tool:
+    """Evaluate arithmetic safely (no code runs): + - * / // % **, sqrt, log, round."""
+    return Tool.from_function(calculator)
+
+
+def current_time_tool(context: ToolContext) -> Tool:
+    """The current date and time in a time zone."""
+    return Tool.from_function(current_time)
+
+
+def kb_search_tool(context: ToolContext) -> Tool:
+    """Search the knowledge base given with --kb; numbered passages with their sources."""
+    if context.kb is None:
+        raise UserError("kb_search needs a knowledge base (--kb NAME)", field="kb")
+    return make_kb_search(context.kb, k=context.k)
+
+
+def http_get_tool(context: ToolContext) -> Tool:
+    """Fetch a page from an allowed host (--allow-host); private addresses refused, redirects re-checked."""
+    if not context.allowed_hosts:
+        raise UserError("http_get needs at least one allowed host (--allow-host HOST)", field="allowed_hosts")
+    return make_http_get(context.allowed_hosts, allow_private=context.allow_private)
+
+
+def sql_query_tool(context: ToolContext) -> Tool:
+    """Answer a question from the database given with --db (read-only SELECT only)."""
+    if context.sql is None:
+        raise UserError("sql_query needs a database (--db URL)", field="sql")
+    return make_sql_query(context.sql)
+
+
 def make_tools(names: Sequence[str], *, kb: Searchable | None = None, allowed_hosts: Sequence[str] = (),
                allow_private: bool = False, sql: Any = None, k: int = 3) -> list[Tool]:
-    """Built-in tools by name, in the order given.
+    """Registered tools by name, in the order given (see :mod:`knowbase.tools.registry`).
 
     Args:
-        names: from :data:`BUILTIN_NAMES`.
+        names: entry-point names of the ``knowbase.tools`` group (the built-ins are
+            :data:`BUILTIN_NAMES`; plugins add more).
         kb: the knowledge base for ``kb_search``.
         allowed_hosts: hosts ``http_get`` may fetch.
         allow_private: let ``http_get`` reach private addresses.
@@ -240,27 +274,7 @@ def make_tools(names: Sequence[str], *, kb: Searchable | None = None, allowed_ho
     Raises:
         UserError: an unknown name, or a tool whose resource was not given (``field``).
     """
-    out: list[Tool] = []
-    for raw in names:
-        name = raw.strip()
-        if not name:
-            continue
-        if name == "calculator":
-            out.append(Tool.from_function(calculator))
-        elif name == "current_time":
-            out.append(Tool.from_function(current_time))
-        elif name == "kb_search":
-            if kb is None:
-                raise UserError("kb_search needs a knowledge base (--kb NAME)", field="kb")
-            out.append(make_kb_search(kb, k=k))
-        elif name == "http_get":
-            if not allowed_hosts:
-                raise UserError("http_get needs at least one allowed host (--allow-host HOST)", field="allowed_hosts")
-            out.append(make_http_get(allowed_hosts, allow_private=allow_private))
-        elif name == "sql_query":
-            if sql is None:
-                raise UserError("sql_query needs a database (--db URL)", field="sql")
-            out.append(make_sql_query(sql))
-        else:
-            raise UserError(f"unknown tool {name!r}; built-in tools: {', '.join(BUILTIN_NAMES)}", field="tools")
-    return out
+    from knowbase.tools.registry import build_tools
+
+    return build_tools(names, ToolContext(kb=kb, sql=sql, allowed_hosts=tuple(allowed_hosts),
+                                          allow_private=allow_private, k=k))

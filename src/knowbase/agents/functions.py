@@ -129,6 +129,9 @@ class FunctionCallingAgent:
                             run.next_index(), "tool", thought=reply.text.strip() if native else "", action=call.name,
                             action_input=call.arguments, observation=outcome.output, raw=reply.text, ok=outcome.ok,
                             usage=usage if first else Usage(), retries=retries if first else 0))
+                        looping = None if outcome.ok else run.meter.note_failure(call.name, call.arguments)
+                        if looping:
+                            return run.result(None, *looping)
 
     def _reply(self, run: Run, messages: list[Message],
                options: ChatOptions) -> tuple[ChatResult, list[ToolCall], int] | AgentResult:

@@ -153,6 +153,9 @@ class ReActAgent:
                     messages += [Message.assistant(format_step(parsed, self.format)),
                                  Message.user(f"Observation: {outcome.output}")]
                     run.record(step)
+                    looping = None if outcome.ok else run.meter.note_failure(parsed.action, outcome.arguments)
+                    if looping:
+                        return run.result(None, *looping)
 
     def _think(self, run: Run, messages: list[Message], options: ChatOptions, step: AgentStep,
                sp: Span) -> ReActStep | AgentResult:

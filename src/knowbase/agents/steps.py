@@ -9,6 +9,7 @@ for callers that prefer an exception.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from typing import Any, Literal
 from knowbase.errors import BudgetExceeded, KnowbaseError
 from knowbase.models.base import ChatResult, Usage
 
-Status = Literal["finished", "max_steps", "token_budget", "time_limit", "parse_error", "no_tool", "stopped", "error"]
+Status = Literal["finished", "max_steps", "token_budget", "time_limit", "parse_error", "no_tool", "stopped", "error",
+                 "repeated_failure"]
 BUDGET_STATUSES = ("max_steps", "token_budget", "time_limit")
 
 
@@ -87,7 +89,8 @@ class AgentResult:
         status: ``finished``; a budget (``max_steps``, ``token_budget``, ``time_limit``);
             ``parse_error`` (outputs kept failing to parse); ``no_tool`` (the router chose
             "none of these"; ``answer`` holds the polite fallback); ``stopped`` (by the
-            human-feedback callback); ``error`` (a model call failed).
+            human-feedback callback); ``error`` (a model call failed); ``repeated_failure``
+            (the same failing tool call was made again: stopped early instead of looping).
         message: one sentence explaining the status.
         steps: the transcript, in order.
         usage: tokens spent in total.
@@ -142,11 +145,15 @@ class Budget:
         max_steps: model steps (ReAct iterations, function-calling turns, autonomous tasks).
         max_tokens: prompt plus completion tokens summed over every call (``ChatResult.usage``).
         max_seconds: wall-clock seconds.
+        max_repeated_failures: stop when one tool call (same tool, same arguments) has failed
+            this many times: an agent repeating a failing call only burns its step budget
+            (HolmesGPT PR #2433). None never stops for this.
     """
 
     max_steps: int | None = 8
     max_tokens: int | None = None
     max_seconds: float | None = None
+    max_repeated_failures: int | None = 2
 
 
 StepCallback = Callable[[AgentStep], None]
@@ -167,6 +174,7 @@ class Meter:
         self.usage = used or Usage()
         self.steps = steps
         self.retries = 0
+        self.failures: dict[str, int] = {}
         self._base_elapsed = elapsed
         self._t0 = time.monotonic()
 
@@ -179,6 +187,21 @@ class Meter:
         """Count one model call's tokens; returns its usage."""
         self.usage = self.usage + result.usage
         return result.usage
+
+    def note_failure(self, tool: str | None, arguments: Any) -> tuple[Status, str] | None:
+        """Count a failed tool call; ``("repeated_failure", message)`` when this exact call
+        (tool name and arguments, compared as canonical JSON) has now failed
+        ``budget.max_repeated_failures`` times, else None."""
+        try:
+            key = json.dumps([tool, arguments], sort_keys=True, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            key = repr((tool, arguments))
+        self.failures[key] = count = self.failures.get(key, 0) + 1
+        limit = self.budget.max_repeated_failures
+        if limit is not None and count >= limit:
+            return ("repeated_failure", f"stopped: the call {tool}({_short(arguments, 120)}) failed {count} times "
+                                        "with the same arguments")
+        return None
 
     def exceeded(self) -> tuple[Status, str] | None:
         """``(status, message)`` for the first budget that ran out, or None.

@@ -15,15 +15,13 @@ import click
 from knowbase.cli.main import settings_from
 from knowbase.cli.output import echo
 
-AGENT_TYPES = ("router", "react", "functions", "auto")
+AGENT_TYPES = ("router", "react", "functions", "auto", "plugins")
 
 
 def _split(values: tuple[str, ...] | list[str] | str | None) -> list[str]:
-    if not values:
-        return []
-    if isinstance(values, str):
-        values = [values]
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+    from knowbase.agents.assembly import split_names
+
+    return split_names(values)
 
 
 def _echo_step(step: Any, indent: str = "") -> None:
@@ -31,37 +29,66 @@ def _echo_step(step: Any, indent: str = "") -> None:
         echo(indent + line)
 
 
+def _read_line(timeout: float) -> str | None:
+    """A line from stdin, or None after ``timeout`` seconds (or at end of input)."""
+    import select
+
+    try:
+        ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    except (OSError, ValueError):  # stdin is not selectable (Windows, a test runner)
+        ready = [sys.stdin]
+    if not ready:
+        return None
+    line = sys.stdin.readline()
+    return line.strip() if line else None
+
+
+def terminal_approver(timeout: float) -> Any:
+    """Ask on the terminal before a call that needs approval: y (run), n (refuse), e (edit
+    the arguments as JSON). No answer within ``timeout`` seconds, or no terminal, refuses."""
+    from knowbase.tools.approval import Decision
+
+    def approve(call: Any) -> Any:
+        click.echo(f"\napproval needed: {call.tool}({json.dumps(call.arguments, ensure_ascii=False)})", err=True)
+        if call.action:
+            click.echo(f"  {call.action}", err=True)
+        if not sys.stdin.isatty():
+            return Decision(False, None, "no terminal to ask on")
+        for _ in range(3):
+            click.echo(f"run it? [y/n/e(dit)] (refused after {timeout:g} s) ", err=True, nl=False)
+            answer = _read_line(timeout)
+            if answer is None:
+                return Decision(False, None, f"no answer within {timeout:g} s")
+            if answer.lower() in ("y", "yes"):
+                return Decision(True)
+            if answer.lower() in ("n", "no", ""):
+                return Decision(False, None, "declined by the operator")
+            if answer.lower() in ("e", "edit"):
+                click.echo("arguments as one JSON object: ", err=True, nl=False)
+                text = _read_line(timeout)
+                try:
+                    edited = json.loads(text or "")
+                except json.JSONDecodeError:
+                    edited = None
+                if isinstance(edited, dict):
+                    return Decision(True, edited)
+                click.echo("not a JSON object", err=True)
+        return Decision(False, None, "no clear answer")
+
+    return approve
+
+
+def _assemble(config: dict[str, Any], settings: Any) -> Any:
+    from knowbase.agents.assembly import assemble_tools
+
+    timeout = float(config.get("approval_timeout") or 120.0)
+    return assemble_tools(config, settings=settings, approver=terminal_approver(timeout))
+
+
 def _build_tools(config: dict[str, Any], settings: Any) -> tuple[list[Any], list[Any]]:
     """The tools named in ``config`` and the resources to close afterwards."""
-    from knowbase.agents.builtin import make_tools
-
-    names = _split(config.get("tools"))
-    closing: list[Any] = []
-    kb = None
-    if config.get("kb"):
-        from knowbase.knowledge.base import KnowledgeBase
-
-        kb = KnowledgeBase.open(config["kb"], settings=settings)
-        closing.append(kb)
-    if not names:
-        names = ["calculator", "current_time"] + (["kb_search"] if kb is not None else []) + \
-            (["http_get"] if config.get("allowed_hosts") else []) + (["sql_query"] if config.get("db") else [])
-    sql = None
-    if "sql_query" in names:
-        sql = _sql_runner(config, settings)
-    tools = make_tools(names, kb=kb, allowed_hosts=config.get("allowed_hosts") or (),
-                       allow_private=bool(config.get("allow_private")), sql=sql)
-    return tools, closing
-
-
-def _sql_runner(config: dict[str, Any], settings: Any) -> Any:
-    from knowbase.errors import UserError
-
-    if not config.get("db"):
-        raise UserError("sql_query needs a database (--db URL or SQLite path)", field="db")
-    from knowbase.sql import Text2SQL
-
-    return Text2SQL(config["db"], model=config.get("model"), settings=settings, answer=False, row_limit=200)
+    built = _assemble(config, settings)
+    return built.tools, built.closing
 
 
 def _memory(config: dict[str, Any], settings: Any) -> Any:
@@ -130,20 +157,31 @@ def _run_auto(ctx: click.Context, config: dict[str, Any], *, goal: str | None, r
 
 @click.group()
 def agent() -> None:
-    """Agents: let the model use tools (calculator, kb_search, sql_query, http_get, current_time)."""
+    """Agents: let the model use tools (registered tools, see `knowbase tools list`, and OpenAPI specs)."""
 
 
 @agent.command("run")
 @click.argument("goal")
 @click.option("--type", "agent_type", type=click.Choice(AGENT_TYPES), default="react", show_default=True,
               help="router: pick one tool; react: Thought/Action loop; functions: native tool calls; "
-                   "auto: plan tasks toward a goal (saved, resumable).")
+                   "auto: plan tasks toward a goal (saved, resumable); plugins: pick one plugin (an OpenAPI "
+                   "spec or a tool), then one of its operations.")
 @click.option("--tools", "tools", multiple=True, help="Comma-separated tool names (default: calculator, "
               "current_time, plus kb_search with --kb, sql_query with --db, http_get with --allow-host).")
 @click.option("--kb", "kb", default=None, help="Knowledge base for kb_search.")
 @click.option("--db", "db", default=None, help="Database for sql_query (SQLite path or SQLAlchemy URL; read-only).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Host http_get may fetch (repeatable).")
 @click.option("--allow-private", is_flag=True, help="Let http_get reach private/loopback addresses.")
+@click.option("--openapi", "openapi", multiple=True, help="OpenAPI 3 spec (file or URL): its operations become tools.")
+@click.option("--mcp", "mcp_servers", multiple=True,
+              help="MCP server whose tools to use: an http(s) URL or a command line (repeatable).")
+@click.option("--operations", default=None, help="Comma-separated operationIds to offer (default: every GET).")
+@click.option("--base-url", default=None, help="Server URL of the API (default: the spec's servers[0]).")
+@click.option("--api-key-header", default=None, help="Header carrying the API key (with --api-key-env).")
+@click.option("--api-key-env", default=None, help="Environment variable holding the API key.")
+@click.option("--bearer-env", default=None, help="Environment variable holding a bearer token.")
+@click.option("--approval-timeout", type=float, default=120.0, show_default=True,
+              help="Seconds to answer an approval question; no answer refuses the call.")
 @click.option("--max-steps", type=int, default=None, help="Step budget (default 8; auto 12).")
 @click.option("--max-tokens", type=int, default=None, help="Token budget over every call.")
 @click.option("--max-seconds", type=float, default=None, help="Wall-clock limit, seconds.")
@@ -160,7 +198,10 @@ def agent() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], kb: str | None, db: str | None,
-        allow_hosts: tuple[str, ...], allow_private: bool, max_steps: int | None, max_tokens: int | None,
+        allow_hosts: tuple[str, ...], allow_private: bool, openapi: tuple[str, ...], mcp_servers: tuple[str, ...],
+        operations: str | None,
+        base_url: str | None, api_key_header: str | None, api_key_env: str | None, bearer_env: str | None,
+        approval_timeout: float, max_steps: int | None, max_tokens: int | None,
         max_seconds: float | None, model_spec: str | None, step_format: str, executor: str, no_constrain: bool,
         memory_embedder: str | None, feedback: bool | None, as_json: bool) -> None:
     """Run an agent on GOAL, printing each step as it happens."""
@@ -168,7 +209,10 @@ def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], 
     config: dict[str, Any] = {"type": agent_type, "tools": _split(tools), "kb": kb, "db": db, "allowed_hosts": list(allow_hosts),
                               "allow_private": allow_private, "model": model_spec or settings.chat_model,
                               "max_steps": max_steps, "max_tokens": max_tokens, "max_seconds": max_seconds,
-                              "format": step_format, "executor": executor, "memory_embedder": memory_embedder}
+                              "format": step_format, "executor": executor, "memory_embedder": memory_embedder,
+                              "openapi": list(openapi), "mcp": list(mcp_servers), "operations": _split(operations), "base_url": base_url,
+                              "api_key_header": api_key_header, "api_key_env": api_key_env, "bearer_env": bearer_env,
+                              "approval_timeout": approval_timeout}
     if agent_type == "auto":
         from knowbase.tracing.context import new_id
 
@@ -180,15 +224,19 @@ def run(ctx: click.Context, goal: str, agent_type: str, tools: tuple[str, ...], 
         _run_auto(ctx, config, goal=goal, run_id=run_id, feedback=ask and not as_json, as_json=as_json,
                   model_spec=None)
         return
-    from knowbase.agents import FunctionCallingAgent, ReActAgent, RouterAgent
+    from knowbase.agents import FunctionCallingAgent, PluginRouter, ReActAgent, RouterAgent
     from knowbase.models.registry import get_chat_model
 
-    tool_list, closing = _build_tools(config, settings)
+    built = _assemble(config, settings)
+    tool_list, closing = built.tools, built.closing
     model = get_chat_model(config["model"], settings=settings)
     printer = None if as_json else _echo_step
     try:
-        if agent_type == "router":
-            runner: Any = RouterAgent(model, tool_list, constrained=not no_constrain, max_tokens=max_tokens,
+        if agent_type == "plugins":
+            runner: Any = PluginRouter(model, built.plugins(), constrained=not no_constrain, max_tokens=max_tokens,
+                                       max_seconds=max_seconds, on_step=printer)
+        elif agent_type == "router":
+            runner = RouterAgent(model, tool_list, constrained=not no_constrain, max_tokens=max_tokens,
                                       max_seconds=max_seconds, on_step=printer)
         elif agent_type == "functions":
             runner = FunctionCallingAgent(model, tool_list, max_steps=max_steps, max_tokens=max_tokens,

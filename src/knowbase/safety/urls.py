@@ -212,13 +212,53 @@ def fetch(url: str, *, guard: UrlGuard, timeout: float = 10.0, max_bytes: int = 
             ``max_redirects`` redirects (``reason="redirects"``).
         FetchError: connection failure, timeout (``reason="timeout"``), or a bad response.
     """
+    return request("GET", url, guard=guard, timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects,
+                   headers=headers, transport=transport)
+
+
+def _same_origin(a: CheckedUrl, b: CheckedUrl) -> bool:
+    return (a.url.scheme, a.host, a.port) == (b.url.scheme, b.host, b.port)
+
+
+def request(method: str, url: str, *, guard: UrlGuard, body: bytes | None = None, timeout: float = 10.0,
+            max_bytes: int = 2_000_000, max_redirects: int = 5, headers: dict[str, str] | None = None,
+            secret_headers: dict[str, str] | None = None,
+            transport: httpx.BaseTransport | None = None) -> FetchResult:
+    """Send one HTTP request under ``guard`` (what :func:`fetch` does, for any method).
+
+    Redirects are followed by hand, each target checked again: 303 (and 301/302 after a
+    non-GET request, as browsers do) continue as a GET without the body; 307/308 repeat
+    the method and body. ``secret_headers`` (credentials such as ``Authorization``) are sent
+    only to the origin (scheme, host, port) of ``url``, never to a redirect target elsewhere.
+
+    Args:
+        method: ``GET``, ``POST``, ``PUT``, ``PATCH``, ``DELETE``, ``HEAD`` or ``OPTIONS``.
+        url: an http(s) URL.
+        guard: decides which URLs may be reached.
+        body: the request body (bytes), or None.
+        timeout: limit for the whole exchange, in seconds.
+        max_bytes: the response body is cut after this many bytes.
+        max_redirects: most redirects followed.
+        headers: extra request headers, sent on every hop.
+        secret_headers: credential headers, sent to the original origin only.
+        transport: an httpx transport (for tests).
+
+    Raises:
+        SafetyError, FetchError: as :func:`fetch`; SafetyError also for an unknown method.
+    """
+    verb = method.upper()
+    if verb not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+        raise SafetyError(f"HTTP method {method!r} is not allowed", reason="method", url=url)
     deadline = time.monotonic() + timeout
     hops: list[str] = []
-    current = guard.vet(url)
+    origin = current = guard.vet(url)
     with httpx.Client(trust_env=False, follow_redirects=False, transport=transport,
                       timeout=httpx.Timeout(timeout)) as client:
         while True:
-            status, resp_headers, body, truncated, location = _get(client, current, headers, deadline, max_bytes, timeout)
+            secret = (secret_headers or {}) if _same_origin(origin, current) else {}
+            sent = {**(headers or {}), **secret}
+            status, resp_headers, data, truncated, location = _send(client, verb, current, sent, body, deadline,
+                                                                    max_bytes, timeout)
             if status in _REDIRECTS and location:
                 if len(hops) >= max_redirects:
                     raise SafetyError(f"more than {max_redirects} redirects from {url}", reason="redirects", url=url)
@@ -228,12 +268,14 @@ def fetch(url: str, *, guard: UrlGuard, timeout: float = 10.0, max_bytes: int = 
                 except (httpx.InvalidURL, ValueError) as exc:
                     raise FetchError(f"bad redirect location {location!r}", url=str(current.url)) from exc
                 current = guard.vet(target)
+                if status == 303 or (status in (301, 302) and verb not in ("GET", "HEAD")):
+                    verb, body = "GET", None
                 continue
             charset = _charset(resp_headers.get("content-type", ""))
             try:
-                text = body.decode(charset, errors="replace")
+                text = data.decode(charset, errors="replace")
             except LookupError:
-                text = body.decode("utf-8", errors="replace")
+                text = data.decode("utf-8", errors="replace")
             return FetchResult(str(current.url), status, resp_headers, text, truncated, tuple(hops))
 
 
@@ -245,9 +287,10 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-def _get(client: httpx.Client, checked: CheckedUrl, headers: dict[str, str] | None, deadline: float,
-         max_bytes: int, timeout: float) -> tuple[int, dict[str, str], bytes, bool, str | None]:
-    """One pinned GET: connect to the checked address, keep the original Host and SNI."""
+def _send(client: httpx.Client, method: str, checked: CheckedUrl, headers: dict[str, str] | None,
+          body: bytes | None, deadline: float, max_bytes: int,
+          timeout: float) -> tuple[int, dict[str, str], bytes, bool, str | None]:
+    """One pinned request: connect to the checked address, keep the original Host and SNI."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise FetchError(f"fetch of {checked.url} took longer than {timeout} s", url=str(checked.url), reason="timeout")
@@ -259,7 +302,7 @@ def _get(client: httpx.Client, checked: CheckedUrl, headers: dict[str, str] | No
         extensions["sni_hostname"] = checked.host
     url_text = str(checked.url)
     try:
-        request = client.build_request("GET", pinned, headers=req_headers, extensions=extensions)
+        request = client.build_request(method, pinned, headers=req_headers, content=body, extensions=extensions)
         response = client.send(request, stream=True)
         try:
             chunks: list[bytes] = []
