@@ -15,8 +15,6 @@ import click
 
 from knowbase.cli.main import settings_from
 
-_NOT_FOUND = "NOT FOUND"
-
 
 def _source(chunk: Any) -> str:
     from knowbase.cli.kb import _source as fmt
@@ -41,17 +39,16 @@ def source_lines(numbered: Any) -> list[str]:
 
 def print_stream(base: Any, question: str, *, model: str | None, k: int, extractive: bool,
                  echo: Any = click.echo, verify: bool = True) -> Any:
-    """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer."""
-    answer = None
+    """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer.
+
+    What is held back and when (the model's "NOT FOUND") is decided by
+    :class:`knowbase.knowledge.stream.ClientStream`, shared with the HTTP server.
+    """
+    from knowbase.knowledge.stream import ClientStream
+
+    stream = ClientStream(base.ask_stream(question, model=model, k=k, extractive=extractive, verify=verify))
     streaming = False
-    streamed = ""
-    held = ""  # text held back while it may still be the model's "NOT FOUND" (shown as an abstention instead)
-    for event in base.ask_stream(question, model=model, k=k, extractive=extractive, verify=verify):
-        if event.kind == "delta" and not streaming:
-            held += event.text
-            if _NOT_FOUND.startswith(held.strip().upper()[:len(_NOT_FOUND)]):
-                continue
-            event = type(event)("delta", text=held)
+    for event in stream:
         if event.kind == "sources":
             t = "sources" if not event.abstained else "nearest sources"
             echo(click.style(f"{t}:", bold=True))
@@ -63,25 +60,20 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
             if not streaming:
                 echo(click.style("answer:", bold=True))
                 streaming = True
-            streamed += event.text
             echo(event.text, nl=False)
-        else:
-            answer = event.answer
+    answer = stream.answer
     assert answer is not None
     if streaming:
         echo("")
-    changed = answer.text.strip() != streamed.strip()
-    if not streaming or answer.abstained or answer.invalid_citations or changed:
-        if streaming and answer.verification == "fallback":
+    if stream.revised:
+        if answer.verification == "fallback":
             echo(click.style("final answer (no sentence of the model's answer is supported by the passages it "
                              "cites; quoting them instead):", bold=True))
-        elif streaming and answer.removed_claims:
+        elif answer.removed_claims:
             echo(click.style("final answer (checked against the cited passages; sentences they contradict "
                              "removed):", bold=True))
-        elif streaming:
-            echo(click.style("final answer:", bold=True))
         else:
-            echo(click.style("answer:", bold=True))
+            echo(click.style("final answer:", bold=True))
         echo(answer.text)
     if answer.citations:
         echo(click.style("cited (attributed by knowbase: the model gave no marker):" if answer.attributed
