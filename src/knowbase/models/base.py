@@ -266,6 +266,13 @@ class ChatStream(Iterator[str]):
                 continue
             return item
 
+    def close(self) -> None:
+        """Stop generating now: closes the backend's iterator, which frees the model (a local
+        model's lock is held while deltas are pending). Later iteration stops at once."""
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
     def finish(self) -> ChatResult:
         """Consume what is left and return the final result."""
         for _ in self:
