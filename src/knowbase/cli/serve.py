@@ -22,10 +22,14 @@ def serve(ctx: click.Context, host: str, port: int, kbs: tuple[str, ...], models
           queue_max_waiting: int, insecure_no_auth: bool) -> None:
     """Serve the knowledge bases over HTTP: /v1 (OpenAI-compatible), /api (native), /docs."""
     try:
-        from knowbase.server.config import ServerConfig
-        from knowbase.server.run import serve as run
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as exc:  # the server extra is missing
-        raise click.ClickException(f"the server needs the 'server' extra: pip install 'knowbase[server]' ({exc})")
+        raise click.ClickException(f"the server needs the 'server' extra: pip install 'knowbase[server]' ({exc})") \
+            from exc
+    from knowbase.server.config import ServerConfig
+    from knowbase.server.run import serve as run
+
     if models:
         from knowbase.models.registry import check_chat_spec
 
