@@ -50,8 +50,8 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     streaming = False
     for event in stream:
         if event.kind == "sources":
-            t = "sources" if not event.abstained else "nearest sources"
-            echo(click.style(f"{t}:", bold=True))
+            heading = "sources" if not event.abstained else "nearest sources"
+            echo(click.style(f"{heading}:", bold=True))
             for line in source_lines((n, hit.chunk) for n, hit in enumerate(event.passages, start=1)):
                 echo(f"  {line}")
             if not event.passages:

@@ -7,10 +7,10 @@ import json
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.server.auth import KeyStore
 
 
-def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
-    from knowbase.server.auth import KeyStore
+def _store(ctx: click.Context) -> KeyStore:
     from knowbase.server.db import ServerDB
 
     return KeyStore(ServerDB(settings_from(ctx).home / "server.db"))

@@ -26,7 +26,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from knowbase.knowledge.answer import AskEvent
 from knowbase.knowledge.types import Answer
@@ -63,7 +63,7 @@ class ClientStream(Iterator[AskEvent]):
 
     def __init__(self, events: Iterable[AskEvent]) -> None:
         self._source = iter(events)
-        self._gen = self._run()
+        self._gen: Generator[AskEvent, None, None] = self._run()
         self.streamed = ""
         self.answer: Answer | None = None
 
@@ -76,16 +76,14 @@ class ClientStream(Iterator[AskEvent]):
     def close(self) -> None:
         """Stop: close the underlying ``ask_stream`` (ending generation)."""
         self._gen.close()
-        close = getattr(self._source, "close", None)
-        if close is not None:
-            close()
+        _close(self._source)
 
     @property
     def revised(self) -> bool:
         """True when the final answer's text differs from the streamed text (False before the end)."""
         return self.answer is not None and self.answer.text.strip() != self.streamed.strip()
 
-    def _run(self) -> Iterator[AskEvent]:
+    def _run(self) -> Generator[AskEvent, None, None]:
         held = ""
         streaming = False
         try:
@@ -108,6 +106,10 @@ class ClientStream(Iterator[AskEvent]):
                 else:
                     yield event
         finally:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
+            _close(self._source)
+
+
+def _close(source: Iterator[AskEvent]) -> None:
+    close = getattr(source, "close", None)  # generators have it; plain iterators need nothing
+    if close is not None:
+        close()

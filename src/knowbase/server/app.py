@@ -220,8 +220,8 @@ def create_app(settings: Settings | None = None, config: ServerConfig | None = N
         else:
             parts = []
             for err in errors[:5]:
-                loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-                parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+                where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+                parts.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
             message, code = "invalid request: " + "; ".join(parts), "invalid_value"
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         return JSONResponse(error_body(message, type_="invalid_request_error", code=code,

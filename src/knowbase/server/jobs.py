@@ -80,7 +80,8 @@ class IngestJobs:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def list(self, kb: str | None = None) -> list[Job]:
+    def all(self, kb: str | None = None) -> list[Job]:
+        """Jobs of this process (of one knowledge base, if given), oldest first."""
         with self._lock:
             return [j for j in self._jobs.values() if kb is None or j.kb == kb]
 

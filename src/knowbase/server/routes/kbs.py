@@ -117,7 +117,8 @@ async def search(name: str, body: SearchRequest, request: Request, who: Principa
     state = get_state(request)
     who.require("ask", _check_name(name))
     base = await run_in_threadpool(state.kb, name)
-    hits = await run_in_threadpool(lambda: base.search(body.query, k=body.k, mode=body.mode, filter=body.filter))
+    hits: list[Any] = await run_in_threadpool(lambda: base.search(body.query, k=body.k, mode=body.mode,
+                                                                  filter=body.filter))
     return {"query": body.query, "hits": [h.to_dict() for h in hits]}
 
 
