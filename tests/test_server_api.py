@@ -210,6 +210,12 @@ def test_bad_requests_are_clear_4xx(api: Any) -> None:
     check(api.post("/api/kbs/handbook/search", json={"query": "x", "k": 10_000}), 400, "k")
     check(api.post("/api/kbs/handbook/search", json={"query": "x", "bogus": 1}), 400, "bogus")
     check(api.post("/api/kbs/handbook/ask", content=b"x" * 2_000_001, headers=headers), 413, "larger than")
+    chunked = (b"x" * 100_000 for _ in range(30))  # no Content-Length: counted as it streams in
+    check(api.post("/api/kbs/handbook/search", content=chunked, headers=headers), 413, "larger than")
+    check(api.post("/api/kbs/handbook/search", content=b"[" * 100_000 + b"]" * 100_000, headers=headers), 400,
+          "parsing the body")
+    check(api.post("/api/kbs/handbook/search", content=b"[]", headers=headers), 400, "dictionary")
+    check(api.post("/api/kbs/handbook/search", json={"query": "x", "filter": {"bogus": 1}}), 400, "unknown filter")
     check(api.post("/api/kbs/nope/search", json={"query": "x"}), 404, "nope")
     check(api.post("/api/kbs/..%2F..%2Fetc/search", json={"query": "x"}), 404, "Not Found")  # no such route
     check(api.post("/api/kbs/..etc/search", json={"query": "x"}), 400, "invalid knowledge base name")

@@ -229,6 +229,10 @@ def create_app(settings: Settings | None = None, config: ServerConfig | None = N
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, _TooLarge):  # a body streamed past the limit while FastAPI read it
+            return JSONResponse(error_body(f"request body is larger than the limit of {state.config.max_body_bytes} "
+                                           "bytes", type_="invalid_request_error", code="body_too_large"),
+                                status_code=413)
         return JSONResponse(error_body(str(exc.detail), type_="invalid_request_error", code=f"http_{exc.status_code}"),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
