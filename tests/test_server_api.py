@@ -274,3 +274,18 @@ def test_openapi_docs_are_served(api: Any) -> None:
     spec = api.get("/openapi.json").json()
     assert "/v1/chat/completions" in spec["paths"] and "/api/kbs/{name}/ask" in spec["paths"]
     assert api.get("/docs").status_code == 200
+
+
+def test_web_page_is_served_offline_and_renders_text_inertly(api: Any) -> None:
+    from knowbase.server import app as app_module
+
+    page = api.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="/static/app.js"' in page.text and "script-src 'self'" in page.text
+    static = Path(app_module.__file__).parent / "static"
+    for f in static.iterdir():
+        text = f.read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text, f"{f.name} loads something from the network"
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in text, f"{f.name} uses {sink}"
+        assert api.get(f"/static/{f.name}").status_code == 200

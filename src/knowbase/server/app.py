@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from knowbase.config import Settings
@@ -241,6 +243,14 @@ def create_app(settings: Settings | None = None, config: ServerConfig | None = N
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body(f"internal error ({type(exc).__name__})", type_="server_error",
                                        code="internal_error"), status_code=500)
+
+    static = Path(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        """The web page (no CDN: everything it loads is served from /static)."""
+        return FileResponse(static / "index.html", media_type="text/html")
 
     app.include_router(openai_compat.router)
     app.include_router(kbs.router)
