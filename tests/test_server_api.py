@@ -289,3 +289,61 @@ def test_web_page_is_served_offline_and_renders_text_inertly(api: Any) -> None:
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in text, f"{f.name} uses {sink}"
         assert api.get(f"/static/{f.name}").status_code == 200
+
+
+def test_concurrent_requests_share_the_knowledge_base_safely(api: Any) -> None:
+    """Many threads at once (one SQLite connection serves one thread at a time: the server
+    leases a pooled knowledge base per request)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> int:
+        if i % 5 == 0:
+            return int(api.post("/api/kbs/handbook/ask", json={"question": QUESTION}).status_code)
+        return int(api.post("/api/kbs/handbook/search", json={"query": f"paid leave {i}", "k": 2}).status_code)
+
+    with ThreadPoolExecutor(24) as pool:
+        statuses = list(pool.map(one, range(120)))
+    assert statuses.count(200) + statuses.count(503) == 120 and statuses.count(200) >= 96
+
+
+def test_kb_pool_never_hands_one_instance_to_two_threads() -> None:
+    import threading
+
+    from knowbase.server.kbpool import KBPool
+
+    class Fake:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    opened: list[Fake] = []
+
+    def opener() -> Any:
+        opened.append(Fake())
+        return opened[-1]
+
+    pool = KBPool(opener, size=3)
+    in_use: set[int] = set()
+    clash = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(50):
+            with pool.lease() as base:
+                with lock:
+                    if id(base) in in_use:
+                        clash.append(base)
+                    in_use.add(id(base))
+                time.sleep(0.0005)
+                with lock:
+                    in_use.discard(id(base))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert clash == [] and 1 <= len(opened) <= 3
+    pool.close()
+    assert all(f.closed for f in opened)

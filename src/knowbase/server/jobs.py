@@ -11,6 +11,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,13 +68,18 @@ class IngestJobs:
         self._kb_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def start(self, base: KnowledgeBase, paths: list[str], files: list[str]) -> Job:
-        """Ingest ``paths`` into ``base`` in a background thread; returns the job at once."""
-        job = Job("job_" + secrets.token_hex(8), base.name, files)
+    def start(self, kb: str, lease: Callable[[], AbstractContextManager[KnowledgeBase]], paths: list[str],
+              files: list[str]) -> Job:
+        """Ingest ``paths`` into knowledge base ``kb`` in a background thread; returns the job at once.
+
+        Args:
+            lease: ``() -> context manager of a KnowledgeBase`` held for the job's duration.
+        """
+        job = Job("job_" + secrets.token_hex(8), kb, files)
         with self._lock:
             self._jobs[job.id] = job
-            kb_lock = self._kb_locks.setdefault(base.name, threading.Lock())
-        threading.Thread(target=self._run, args=(job, base, paths, kb_lock), name=f"ingest-{job.id}",
+            kb_lock = self._kb_locks.setdefault(kb, threading.Lock())
+        threading.Thread(target=self._run, args=(job, lease, paths, kb_lock), name=f"ingest-{job.id}",
                          daemon=True).start()
         return job
 
@@ -86,7 +93,8 @@ class IngestJobs:
             return [j for j in self._jobs.values() if kb is None or j.kb == kb]
 
     @staticmethod
-    def _run(job: Job, base: KnowledgeBase, paths: list[str], kb_lock: threading.Lock) -> None:
+    def _run(job: Job, lease: Callable[[], AbstractContextManager[KnowledgeBase]], paths: list[str],
+             kb_lock: threading.Lock) -> None:
         def progress(p: IngestProgress) -> None:
             with job.cond:
                 job.events.append({"files_done": p.files_done, "files_total": p.files_total, "chunks": p.chunks,
@@ -98,7 +106,8 @@ class IngestJobs:
                 job.status = "running"
                 job.cond.notify_all()
             try:
-                report = base.ingest(paths, progress=progress).to_dict()
+                with lease() as base:
+                    report = base.ingest(paths, progress=progress).to_dict()
             except Exception as exc:  # reported on the job, never lost in the thread
                 with job.cond:
                     job.status, job.error = "failed", str(exc) or type(exc).__name__

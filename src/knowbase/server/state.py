@@ -8,9 +8,11 @@ applications may pass their own.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
 
 from knowbase.config import Settings
 from knowbase.errors import KnowledgeBaseNotFoundError, UserError
@@ -18,11 +20,16 @@ from knowbase.server.auth import KeyStore, RateLimiter
 from knowbase.server.config import ServerConfig
 from knowbase.server.db import ServerDB
 from knowbase.server.jobs import IngestJobs
+from knowbase.server.kbpool import KBPool
 from knowbase.server.queue import ModelQueue
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.base import KnowledgeBase
     from knowbase.models.base import ChatModel, Embedder
+
+
+T = TypeVar("T")
+_KB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as KnowledgeBase names are checked
 
 
 class UnknownServedModelError(UserError):
@@ -53,7 +60,7 @@ class ServerState:
         self._chat_factory = chat_model_factory or self._default_chat
         self._embed_factory = embedder_factory or self._default_embedder
         self._lock = threading.Lock()
-        self._kbs: dict[str, KnowledgeBase] = {}
+        self._kbs: dict[str, KBPool] = {}
         self._models: dict[str, ChatModel] = {}
         self._embedders: dict[str, Embedder] = {}
 
@@ -102,52 +109,74 @@ class ServerState:
         names = [info.name for info in KnowledgeBase.list(self.settings)]
         return [n for n in names if n in self.config.kbs] if self.config.kbs else names
 
-    def kb(self, name: str) -> KnowledgeBase:
-        """An open knowledge base by name (opened once, with the server's embedder for its model string).
+    def _pool(self, name: str) -> KBPool:
+        """The pool of ``name`` (checked: served, valid, and its file exists).
 
         Raises:
             KnowledgeBaseNotFoundError: not served or does not exist.
             UserError: an invalid name.
         """
-        from knowbase.knowledge.base import KnowledgeBase
-
+        if not _KB_NAME.fullmatch(name):
+            raise UserError(f"invalid knowledge base name {name[:100]!r}", field="name")
         if self.config.kbs and name not in self.config.kbs:
             raise KnowledgeBaseNotFoundError(f"no knowledge base {name!r} is served here", name=name)
+        path = self.settings.kb_dir / f"{name}.db"
+        if not path.exists():
+            with self._lock:
+                stale = self._kbs.pop(name, None)
+            if stale is not None:
+                stale.close()
+            raise KnowledgeBaseNotFoundError(f"no knowledge base {name!r}", name=name)
         with self._lock:
-            base = self._kbs.get(name)
-            if base is not None and base.path.exists():
-                return base
+            pool = self._kbs.get(name)
+            if pool is None:
+                pool = self._kbs[name] = KBPool(lambda: self._open_kb(name), size=8)
+            return pool
+
+    def _open_kb(self, name: str) -> KnowledgeBase:
+        from knowbase.knowledge.base import KnowledgeBase
+
         opened = KnowledgeBase.open(name, settings=self.settings)
-        if opened.embedder_spec:
-            try:
-                emb = self.embedder(opened.embedder_spec)
-            except BaseException:
-                opened.close()
-                raise
-            opened.close()
-            opened = KnowledgeBase.open(name, settings=self.settings, embedder=emb)
-        with self._lock:
-            old = self._kbs.get(name)
-            if old is not None and old.path.exists():
-                opened.close()
-                return old
-            self._kbs[name] = opened
-        return opened
+        if not opened.embedder_spec:
+            return opened
+        spec = opened.embedder_spec
+        opened.close()
+        return KnowledgeBase.open(name, settings=self.settings, embedder=self.embedder(spec))
+
+    def check_kb(self, name: str) -> None:
+        """Raise :class:`KnowledgeBaseNotFoundError` unless ``name`` is served and exists."""
+        self._pool(name)
+
+    @contextmanager
+    def kb(self, name: str) -> Iterator[KnowledgeBase]:
+        """Lease an open knowledge base for this thread (``with state.kb(name) as base``).
+
+        Raises:
+            KnowledgeBaseNotFoundError: not served or does not exist.
+            UserError: an invalid name.
+        """
+        with self._pool(name).lease() as base:
+            yield base
+
+    def with_kb(self, name: str, fn: Callable[[KnowledgeBase], T]) -> T:
+        """``fn(base)`` with a leased knowledge base (for ``run_in_threadpool``)."""
+        with self.kb(name) as base:
+            return fn(base)
 
     def forget_kb(self, name: str) -> None:
-        """Close and forget an open knowledge base (before it is dropped)."""
+        """Close and forget a knowledge base's open instances (before it is dropped)."""
         with self._lock:
-            base = self._kbs.pop(name, None)
-        if base is not None:
-            base.close()
+            pool = self._kbs.pop(name, None)
+        if pool is not None:
+            pool.close()
 
     def close(self) -> None:
         """Close every open knowledge base and the server database."""
         with self._lock:
-            bases = list(self._kbs.values())
+            pools = list(self._kbs.values())
             self._kbs.clear()
-        for base in bases:
-            base.close()
+        for pool in pools:
+            pool.close()
         self.db.close()
 
 

@@ -85,19 +85,22 @@ async def create_kb(body: CreateKB, request: Request, who: Principal = Caller) -
         emb = state.embedder(state.settings.embedder)
         base = KnowledgeBase.create(body.name, embedder=emb, settings=state.settings)
         base.close()
-        return state.kb(body.name).stats()
+        return state.with_kb(body.name, _stats)
 
     return await run_in_threadpool(create)
+
+
+def _stats(base: Any) -> dict[str, Any]:
+    stats: dict[str, Any] = base.stats()
+    stats.pop("path", None)  # no server paths in replies
+    return stats
 
 
 @router.get("/{name}", summary="Statistics of a knowledge base")
 async def kb_stats(name: str, request: Request, who: Principal = Caller) -> dict[str, Any]:
     state = get_state(request)
     who.require("ask", _check_name(name))
-    base = await run_in_threadpool(state.kb, name)
-    stats = await run_in_threadpool(base.stats)
-    stats.pop("path", None)  # no server paths in replies
-    return stats
+    return await run_in_threadpool(state.with_kb, name, _stats)
 
 
 @router.delete("/{name}", summary="Drop a knowledge base (admin)")
@@ -106,7 +109,7 @@ async def drop_kb(name: str, request: Request, who: Principal = Caller) -> dict[
 
     state = get_state(request)
     who.require("admin", _check_name(name))
-    await run_in_threadpool(state.kb, name)  # 404 when not served
+    await run_in_threadpool(state.check_kb, name)  # 404 when not served
     state.forget_kb(name)
     await run_in_threadpool(KnowledgeBase.drop, name, state.settings)
     return {"dropped": name}
@@ -116,9 +119,8 @@ async def drop_kb(name: str, request: Request, who: Principal = Caller) -> dict[
 async def search(name: str, body: SearchRequest, request: Request, who: Principal = Caller) -> dict[str, Any]:
     state = get_state(request)
     who.require("ask", _check_name(name))
-    base = await run_in_threadpool(state.kb, name)
-    hits: list[Any] = await run_in_threadpool(lambda: base.search(body.query, k=body.k, mode=body.mode,
-                                                                  filter=body.filter))
+    hits: list[Any] = await run_in_threadpool(
+        state.with_kb, name, lambda base: base.search(body.query, k=body.k, mode=body.mode, filter=body.filter))
     return {"query": body.query, "hits": [h.to_dict() for h in hits]}
 
 
@@ -128,7 +130,7 @@ async def ask(name: str, body: AskRequest, request: Request, who: Principal = Ca
 
     state = get_state(request)
     who.require("ask", _check_name(name))
-    base = await run_in_threadpool(state.kb, name)
+    await run_in_threadpool(state.check_kb, name)
     model = None
     if not body.extractive:
         spec = state.resolve_model_name(body.model)
@@ -140,7 +142,9 @@ async def ask(name: str, body: AskRequest, request: Request, who: Principal = Ca
         def run() -> dict[str, Any]:
             ticket.acquire()
             try:
-                return base.ask(body.question, **kwargs).to_dict()
+                with state.kb(name) as base:
+                    answer: dict[str, Any] = base.ask(body.question, **kwargs).to_dict()
+                    return answer
             finally:
                 ticket.release()
 
@@ -150,19 +154,14 @@ async def ask(name: str, body: AskRequest, request: Request, who: Principal = Ca
             ticket.release()
 
     def events() -> Iterator[bytes]:
-        stream: ClientStream | None = None
         try:
             ticket.acquire()
-            stream = ClientStream(base.ask_stream(body.question, **kwargs))
-            for event in stream:
-                if event.kind == "sources":
-                    yield sse({"abstained": event.abstained,
-                               "passages": [{"n": i, **p.to_dict()} for i, p in enumerate(event.passages, start=1)]},
-                              "sources")
-                elif event.kind == "delta":
-                    yield sse({"text": event.text}, "delta")
-                elif event.answer is not None:
-                    yield sse({**event.answer.to_dict(), "revised": stream.revised}, "answer")
+            with state.kb(name) as base:
+                stream = ClientStream(base.ask_stream(body.question, **kwargs))
+                try:
+                    yield from _ask_events(stream)
+                finally:  # closed (generation ended) before the knowledge base goes back to the pool
+                    stream.close()
         except Exception as exc:  # sent as an error event; the stream then ends
             if isinstance(exc, KnowbaseError):
                 body_ = error_body(exc.message, type_="server_error" if error_status(exc) >= 500 else
@@ -172,19 +171,29 @@ async def ask(name: str, body: AskRequest, request: Request, who: Principal = Ca
                                    code="internal_error")
             yield sse(body_, "error")
         finally:
-            if stream is not None:
-                stream.close()
             ticket.release()
 
     return sse_response(request, events(), ticket.release, headers={"X-Queue-Position": str(ticket.position)})
+
+
+def _ask_events(stream: Any) -> Iterator[bytes]:
+    """SSE messages for a :class:`ClientStream`: ``sources``, ``delta``..., ``answer``."""
+    for event in stream:
+        if event.kind == "sources":
+            yield sse({"abstained": event.abstained,
+                       "passages": [{"n": i, **p.to_dict()} for i, p in enumerate(event.passages, start=1)]},
+                      "sources")
+        elif event.kind == "delta":
+            yield sse({"text": event.text}, "delta")
+        elif event.answer is not None:
+            yield sse({**event.answer.to_dict(), "revised": stream.revised}, "answer")
 
 
 @router.get("/{name}/documents", summary="Documents of a knowledge base")
 async def documents(name: str, request: Request, who: Principal = Caller) -> dict[str, Any]:
     state = get_state(request)
     who.require("ask", _check_name(name))
-    base = await run_in_threadpool(state.kb, name)
-    rows = await run_in_threadpool(base.documents)
+    rows = await run_in_threadpool(state.with_kb, name, lambda base: base.documents())
     return {"data": [dataclasses.asdict(r) for r in rows]}
 
 
@@ -192,9 +201,8 @@ async def documents(name: str, request: Request, who: Principal = Caller) -> dic
 async def remove_document(name: str, doc_id: int, request: Request, who: Principal = Caller) -> dict[str, Any]:
     state = get_state(request)
     who.require("ingest", _check_name(name))
-    base = await run_in_threadpool(state.kb, name)
     try:
-        row = await run_in_threadpool(base.remove, doc_id)
+        row = await run_in_threadpool(state.with_kb, name, lambda base: base.remove(doc_id))
     except UserError as exc:
         raise ApiError(exc.message, status=404, code="document_not_found", param="doc_id") from exc
     return {"removed": dataclasses.asdict(row)}
@@ -205,7 +213,7 @@ async def remove_document(name: str, doc_id: int, request: Request, who: Princip
 async def upload(name: str, request: Request, who: Principal = Caller) -> dict[str, Any]:
     state = get_state(request)
     who.require("ingest", _check_name(name))
-    base = await run_in_threadpool(state.kb, name)
+    await run_in_threadpool(state.check_kb, name)
     cfg = state.config
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
@@ -244,5 +252,5 @@ async def upload(name: str, request: Request, who: Principal = Caller) -> dict[s
         return paths
 
     paths = await run_in_threadpool(save)
-    job = state.jobs.start(base, paths, names)
+    job = state.jobs.start(name, lambda: state.kb(name), paths, names)
     return job.to_dict()

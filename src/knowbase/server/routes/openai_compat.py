@@ -131,7 +131,7 @@ async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request
     from knowbase.knowledge.stream import ClientStream
 
     question = _question(req, state.config.max_question_chars)
-    base = await run_in_threadpool(state.kb, kb_name)
+    await run_in_threadpool(state.check_kb, kb_name)
     spec = state.resolve_model_name(None)
     model = await run_in_threadpool(state.chat_model, spec)
     ticket = state.queue.ticket_for(model.backend.backend_name)
@@ -141,7 +141,8 @@ async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request
         def run() -> Any:
             ticket.acquire()
             try:
-                return base.ask(question, model=model)
+                with state.kb(kb_name) as base:
+                    return base.ask(question, model=model)
             finally:
                 ticket.release()
 
@@ -159,26 +160,28 @@ async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
     def events() -> Iterator[bytes]:
-        stream: ClientStream | None = None
         try:
             ticket.acquire()
             yield _chunk(cid, created, req.model, {"role": "assistant", "content": ""})
-            stream = ClientStream(base.ask_stream(question, model=model))
-            for event in stream:
-                if event.kind == "delta":
-                    yield _chunk(cid, created, req.model, {"content": event.text})
-                elif event.kind == "answer" and event.answer is not None:
-                    extra: dict[str, Any] = {"knowbase": {**event.answer.to_dict(), "revised": stream.revised}}
-                    if include_usage:
-                        extra["usage"] = _usage(event.answer.usage)
-                    yield _chunk(cid, created, req.model, {}, "stop", **extra)
+            with state.kb(kb_name) as base:
+                stream = ClientStream(base.ask_stream(question, model=model))
+                try:
+                    for event in stream:
+                        if event.kind == "delta":
+                            yield _chunk(cid, created, req.model, {"content": event.text})
+                        elif event.kind == "answer" and event.answer is not None:
+                            extra: dict[str, Any] = {"knowbase": {**event.answer.to_dict(),
+                                                                  "revised": stream.revised}}
+                            if include_usage:
+                                extra["usage"] = _usage(event.answer.usage)
+                            yield _chunk(cid, created, req.model, {}, "stop", **extra)
+                finally:  # closed (generation ended) before the knowledge base goes back to the pool
+                    stream.close()
             yield sse("[DONE]")
         except Exception as exc:  # sent to the client as an error message; the stream then ends
             yield _stream_error(exc)
             yield sse("[DONE]")
         finally:
-            if stream is not None:
-                stream.close()
             ticket.release()
 
     return sse_response(request, events(), ticket.release, headers={"X-Queue-Position": str(ticket.position)})
@@ -264,8 +267,7 @@ async def embeddings(req: EmbeddingRequest, request: Request, who: Principal = C
     if any(len(t) > state.config.max_question_chars * 4 for t in texts):
         raise ApiError("an input text is too long", status=400, code="input_too_long", param="input")
     if kb_name is not None:
-        base = await run_in_threadpool(state.kb, kb_name)
-        spec = base.embedder_spec
+        spec = await run_in_threadpool(state.with_kb, kb_name, lambda base: base.embedder_spec)
     elif req.model in (state.settings.embedder, "default"):
         spec = state.settings.embedder
     else:
