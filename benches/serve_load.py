@@ -81,14 +81,14 @@ async def client_loop(client: httpx.AsyncClient, method: str, url: str, bodies: 
         t0 = time.perf_counter()
         try:
             resp = await client.request(method, url, json=body)
-            status = resp.status_code
-        except httpx.HTTPError:
-            status = 0
+            status: int | str = resp.status_code
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
         elapsed = (time.perf_counter() - t0) * 1000
-        if status == 503:
+        if status == 503 and not isinstance(status, str):
             out["refused"].append(elapsed)
             await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
-        elif 200 <= status < 300:
+        elif isinstance(status, int) and 200 <= status < 300:
             out["ok"].append(elapsed)
         else:
             out["errors"].append(status)
@@ -203,7 +203,7 @@ def main() -> None:
             if r["errors"]:
                 from collections import Counter
 
-                notes.append(f"knowbase {name} errors by status (0: connection): {dict(Counter(r['errors']))}")
+                notes.append(f"knowbase {name} errors by status or exception: {dict(Counter(r['errors']))}")
             rows.append([f"knowbase {name}", len(r["ok"]) + len(r["errors"]) + len(r["refused"]), len(r["errors"]),
                          len(r["refused"]), percentile(r["ok"], 50), percentile(r["ok"], 95),
                          len(r["ok"]) / args.seconds, rss])
@@ -232,6 +232,10 @@ def main() -> None:
             res = asyncio.run(run_load(base, [("search", "/search", args.search_clients, search_bodies)],
                                        args.seconds))
             r = res["search"]
+            if r["errors"]:
+                from collections import Counter
+
+                notes.append(f"peer search errors by status or exception: {dict(Counter(r['errors']))}")
             rows.append(["FastAPI + LangChain search", len(r["ok"]) + len(r["errors"]) + len(r["refused"]),
                          len(r["errors"]), len(r["refused"]), percentile(r["ok"], 50), percentile(r["ok"], 95),
                          len(r["ok"]) / args.seconds, peak_rss_mb(peer.pid)])
