@@ -85,7 +85,7 @@ async def client_loop(client: httpx.AsyncClient, method: str, url: str, bodies: 
         except httpx.HTTPError as exc:
             status = type(exc).__name__
         elapsed = (time.perf_counter() - t0) * 1000
-        if status == 503 and not isinstance(status, str):
+        if status == 503:
             out["refused"].append(elapsed)
             await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
         elif isinstance(status, int) and 200 <= status < 300:
