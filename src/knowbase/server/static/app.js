@@ -8,11 +8,12 @@ const TEXT = {
         sources: "Sources", upload: "Upload documents", send: "Upload", comment: "Comment (optional)",
         retrieving: "Searching…", answering: "Answering…", done: "Done", revised: "Checked answer (revised):",
         abstained: "Not in the knowledge base.", thanks: "Thank you.", ingesting: "Ingesting…",
-        uploaded: "Ingested", failed: "Failed", lang: "中文" },
+        uploaded: "Ingested", failed: "Failed", up: "Helpful", down: "Not helpful", lang: "中文" },
   zh: { kb: "知识库", key: "API 密钥", question: "请输入问题", ask: "提问", answer: "回答", sources: "来源",
         upload: "上传文档", send: "上传", comment: "评论（可选）", retrieving: "检索中…", answering: "生成回答中…",
         done: "完成", revised: "核对后的回答（已修改）：", abstained: "知识库中没有相关内容。", thanks: "谢谢反馈。",
-        ingesting: "导入中…", uploaded: "已导入", failed: "失败", lang: "English" },
+        ingesting: "导入中…", uploaded: "已导入", failed: "失败", up: "有帮助", down: "没有帮助",
+        lang: "English" },
 };
 let lang = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
 const $ = (id) => document.getElementById(id);
