@@ -347,3 +347,22 @@ def test_kb_pool_never_hands_one_instance_to_two_threads() -> None:
     assert clash == [] and 1 <= len(opened) <= 3
     pool.close()
     assert all(f.closed for f in opened)
+
+
+def test_tokens_per_minute_limit(settings: Settings) -> None:
+    from knowbase.server.auth import RateLimitedError, RateLimiter
+
+    limiter = RateLimiter()
+    limiter.check("k", 100, tokens_limit=50, now=0.0)
+    limiter.add_tokens("k", 60, now=1.0)
+    with pytest.raises(RateLimitedError, match="token limit of 50") as err:
+        limiter.check("k", 100, tokens_limit=50, now=30.0)
+    assert err.value.retry_after == 31  # the tokens leave the window at 61 s
+    limiter.check("k", 100, tokens_limit=50, now=61.5)
+
+    key = KeyStore(ServerDB(settings.home / "server.db")).create(scope="ask", tokens_per_minute=20)
+    with _client(settings, require_keys=True) as url, httpx.Client(base_url=url, timeout=30) as c:
+        h = {"Authorization": f"Bearer {key.secret}"}
+        first = c.post("/api/kbs/handbook/ask", json={"question": QUESTION}, headers=h)
+        assert first.status_code == 200 and first.json()["usage"]["prompt_tokens"] > 20
+        assert c.post("/api/kbs/handbook/search", json={"query": "leave"}, headers=h).status_code == 429

@@ -27,19 +27,23 @@ def keys() -> None:
               help="ask: search, ask, chat; ingest: also upload and remove documents; admin: everything.")
 @click.option("--rate", "rate_per_minute", type=click.IntRange(1, 100000), default=60, show_default=True,
               help="Requests per minute.")
+@click.option("--tokens", "tokens_per_minute", type=click.IntRange(1), default=None,
+              help="Model tokens (prompt + completion) per minute; default no token limit.")
 @click.option("--name", default="", help="A label for the key.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def create(ctx: click.Context, kbs: tuple[str, ...], scope: str, rate_per_minute: int, name: str,
-           as_json: bool) -> None:
+def create(ctx: click.Context, kbs: tuple[str, ...], scope: str, rate_per_minute: int,
+           tokens_per_minute: int | None, name: str, as_json: bool) -> None:
     """Create a key. It is shown once: store it now."""
-    created = _store(ctx).create(scope=scope, kbs=kbs, rate_per_minute=rate_per_minute, name=name)
+    created = _store(ctx).create(scope=scope, kbs=kbs, rate_per_minute=rate_per_minute,
+                                 tokens_per_minute=tokens_per_minute, name=name)
     if as_json:
         click.echo(json.dumps(created.to_dict(), indent=2))
         return
     click.echo(created.secret)
     where = ", ".join(created.kbs) or "all knowledge bases"
-    click.echo(f"id {created.id} · scope {created.scope} · {where} · {created.rate_per_minute}/min "
+    tokens = f" · {created.tokens_per_minute} tokens/min" if created.tokens_per_minute else ""
+    click.echo(f"id {created.id} · scope {created.scope} · {where} · {created.rate_per_minute}/min{tokens} "
                "(the key is not stored: this is the only time it is shown)", err=True)
 
 

@@ -174,7 +174,7 @@ def principal(request: Request, authorization: str | None = Header(default=None,
         raise AuthError("an API key is required: send 'Authorization: Bearer KEY'")
     who = state.keys.lookup(secret)
     assert who.key_id is not None
-    state.limiter.check(who.key_id, who.rate_per_minute)
+    state.limiter.check(who.key_id, who.rate_per_minute, tokens_limit=who.tokens_per_minute)
     return who
 
 

@@ -9,9 +9,10 @@ Scopes are ordered: ``ask`` (search, ask, chat completions, embeddings, feedback
 ``ingest`` (also upload and remove documents) < ``admin`` (also create and drop knowledge
 bases, read traces). A key limited to some knowledge bases sees only those.
 
-Rate limit: at most ``rate_per_minute`` requests in any sliding 60 s window per key;
-beyond it :class:`RateLimitedError` carries ``retry_after`` (seconds until the oldest
-request in the window leaves it).
+Rate limits: at most ``rate_per_minute`` requests, and (when set) ``tokens_per_minute``
+model tokens (prompt plus completion, counted after each answer), in any sliding 60 s
+window per key; beyond either :class:`RateLimitedError` carries ``retry_after`` (seconds
+until the oldest entry in the window leaves it).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Principal:
     scope: str
     kbs: tuple[str, ...] = ()
     rate_per_minute: int = 0
+    tokens_per_minute: int | None = None
 
     @classmethod
     def open(cls) -> Principal:
@@ -94,10 +96,12 @@ class CreatedKey:
     kbs: tuple[str, ...]
     rate_per_minute: int
     name: str = ""
+    tokens_per_minute: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "key": self.secret, "scope": self.scope, "kbs": list(self.kbs),
-                "rate_per_minute": self.rate_per_minute, "name": self.name}
+                "rate_per_minute": self.rate_per_minute, "tokens_per_minute": self.tokens_per_minute,
+                "name": self.name}
 
 
 class KeyStore:
@@ -111,7 +115,7 @@ class KeyStore:
         self.db = db
 
     def create(self, *, scope: str = "ask", kbs: tuple[str, ...] | list[str] = (), rate_per_minute: int = 60,
-               name: str = "") -> CreatedKey:
+               tokens_per_minute: int | None = None, name: str = "") -> CreatedKey:
         """Create a key; the returned ``secret`` is the only time it is seen.
 
         Raises:
@@ -121,18 +125,21 @@ class KeyStore:
             raise UserError(f"unknown scope {scope!r}; one of {', '.join(SCOPES)}", field="scope")
         if rate_per_minute < 1:
             raise UserError("rate_per_minute must be at least 1", field="rate_per_minute")
+        if tokens_per_minute is not None and tokens_per_minute < 1:
+            raise UserError("tokens_per_minute must be at least 1", field="tokens_per_minute")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = "key_" + secrets.token_hex(6)
-        self.db.execute("INSERT INTO api_keys (id, name, hash, scope, kbs, rate_per_minute, created) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self.db.execute("INSERT INTO api_keys (id, name, hash, scope, kbs, rate_per_minute, tokens_per_minute, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (key_id, name, hash_key(secret), scope, dumps(sorted(set(kbs))), rate_per_minute,
-                         time.time()))
-        return CreatedKey(key_id, secret, scope, tuple(sorted(set(kbs))), rate_per_minute, name)
+                         tokens_per_minute, time.time()))
+        return CreatedKey(key_id, secret, scope, tuple(sorted(set(kbs))), rate_per_minute, name, tokens_per_minute)
 
     def list(self) -> list[dict[str, Any]]:
-        """Every key (never the secret): id, name, scope, kbs, rate_per_minute, created, revoked."""
-        rows = self.db.rows("SELECT id, name, scope, kbs, rate_per_minute, created, revoked FROM api_keys "
-                            "ORDER BY created")
+        """Every key (never the secret): id, name, scope, kbs, rate_per_minute, tokens_per_minute,
+        created, revoked."""
+        rows = self.db.rows("SELECT id, name, scope, kbs, rate_per_minute, tokens_per_minute, created, revoked "
+                            "FROM api_keys ORDER BY created")
         return [{**r, "kbs": json.loads(r["kbs"])} for r in rows]
 
     def revoke(self, key_id: str) -> bool:
@@ -153,27 +160,32 @@ class KeyStore:
         Raises:
             AuthError: unknown or revoked key.
         """
-        rows = self.db.rows("SELECT id, scope, kbs, rate_per_minute FROM api_keys WHERE hash = ? AND revoked IS NULL",
-                            (hash_key(secret),))
+        rows = self.db.rows("SELECT id, scope, kbs, rate_per_minute, tokens_per_minute FROM api_keys "
+                            "WHERE hash = ? AND revoked IS NULL", (hash_key(secret),))
         if not rows:
             raise AuthError("invalid API key")
         r = rows[0]
-        return Principal(r["id"], r["scope"], tuple(json.loads(r["kbs"])), int(r["rate_per_minute"]))
+        tpm = r["tokens_per_minute"]
+        return Principal(r["id"], r["scope"], tuple(json.loads(r["kbs"])), int(r["rate_per_minute"]),
+                         int(tpm) if tpm is not None else None)
 
 
 @dataclass
 class RateLimiter:
-    """Sliding 60-second window of request times per key (in memory, per server process)."""
+    """Sliding 60-second windows of request times and model tokens per key (in memory, per
+    server process)."""
 
     window: float = 60.0
     _hits: dict[str, deque[float]] = field(default_factory=dict)
+    _tokens: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def check(self, key_id: str, limit: int, *, now: float | None = None) -> None:
+    def check(self, key_id: str, limit: int, *, tokens_limit: int | None = None, now: float | None = None) -> None:
         """Count one request for ``key_id``.
 
         Raises:
-            RateLimitedError: ``limit`` requests already fell in the window (``retry_after`` seconds, >= 1).
+            RateLimitedError: ``limit`` requests already fell in the window, or the tokens used in
+                it reached ``tokens_limit`` (``retry_after`` seconds, >= 1).
         """
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -184,7 +196,22 @@ class RateLimiter:
                 retry = max(1, math.ceil(hits[0] + self.window - now))
                 raise RateLimitedError(f"rate limit of {limit} requests per minute reached; retry in {retry} s",
                                        retry_after=retry)
+            if tokens_limit is not None:
+                used = self._tokens.setdefault(key_id, deque())
+                while used and used[0][0] <= now - self.window:
+                    used.popleft()
+                if sum(n for _, n in used) >= tokens_limit:
+                    retry = max(1, math.ceil(used[0][0] + self.window - now))
+                    raise RateLimitedError(f"token limit of {tokens_limit} tokens per minute reached; retry in "
+                                           f"{retry} s", retry_after=retry)
             hits.append(now)
+
+    def add_tokens(self, key_id: str | None, tokens: int, *, now: float | None = None) -> None:
+        """Record ``tokens`` model tokens used by ``key_id`` (None: no key, nothing recorded)."""
+        if key_id is None or tokens <= 0:
+            return
+        with self._lock:
+            self._tokens.setdefault(key_id, deque()).append((time.monotonic() if now is None else now, tokens))
 
 
 def bearer(authorization: str | None, x_api_key: str | None) -> str | None:

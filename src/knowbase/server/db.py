@@ -40,6 +40,9 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX feedback_trace ON feedback(trace_id);
     """),
+    ("m003_key_tokens_per_minute", """
+        ALTER TABLE api_keys ADD COLUMN tokens_per_minute INTEGER;   -- NULL: no token limit
+    """),
 ]
 
 

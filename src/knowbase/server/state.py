@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from knowbase.config import Settings
 from knowbase.errors import KnowledgeBaseNotFoundError, UserError
@@ -63,6 +63,11 @@ class ServerState:
         self._kbs: dict[str, KBPool] = {}
         self._models: dict[str, ChatModel] = {}
         self._embedders: dict[str, Embedder] = {}
+
+    def spend(self, key_id: str | None, usage: Any) -> None:
+        """Count a model call's tokens (a ``Usage`` or None) against a key's tokens-per-minute limit."""
+        if usage is not None:
+            self.limiter.add_tokens(key_id, usage.prompt_tokens + usage.completion_tokens)
 
     # --- models --------------------------------------------------------------------------
     def _default_chat(self, spec: str) -> ChatModel:

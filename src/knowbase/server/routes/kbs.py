@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -143,8 +143,10 @@ async def ask(name: str, body: AskRequest, request: Request, who: Principal = Ca
             ticket.acquire()
             try:
                 with state.kb(name) as base:
-                    answer: dict[str, Any] = base.ask(body.question, **kwargs).to_dict()
-                    return answer
+                    answer = base.ask(body.question, **kwargs)
+                state.spend(who.key_id, answer.usage)
+                data: dict[str, Any] = answer.to_dict()
+                return data
             finally:
                 ticket.release()
 
@@ -159,7 +161,7 @@ async def ask(name: str, body: AskRequest, request: Request, who: Principal = Ca
             with state.kb(name) as base:
                 stream = ClientStream(base.ask_stream(body.question, **kwargs))
                 try:
-                    yield from _ask_events(stream)
+                    yield from _ask_events(stream, lambda usage: state.spend(who.key_id, usage))
                 finally:  # closed (generation ended) before the knowledge base goes back to the pool
                     stream.close()
         except Exception as exc:  # sent as an error event; the stream then ends
@@ -176,7 +178,7 @@ async def ask(name: str, body: AskRequest, request: Request, who: Principal = Ca
     return sse_response(request, events(), ticket.release, headers={"X-Queue-Position": str(ticket.position)})
 
 
-def _ask_events(stream: Any) -> Iterator[bytes]:
+def _ask_events(stream: Any, on_usage: Callable[[Any], None]) -> Iterator[bytes]:
     """SSE messages for a :class:`ClientStream`: ``sources``, ``delta``..., ``answer``."""
     for event in stream:
         if event.kind == "sources":
@@ -186,6 +188,7 @@ def _ask_events(stream: Any) -> Iterator[bytes]:
         elif event.kind == "delta":
             yield sse({"text": event.text}, "delta")
         elif event.answer is not None:
+            on_usage(event.answer.usage)
             yield sse({**event.answer.to_dict(), "revised": stream.revised}, "answer")
 
 

@@ -123,11 +123,12 @@ async def chat_completions(req: ChatCompletionRequest, request: Request, who: Pr
     kb_name = kb_from_model(req.model)
     who.require("ask", kb_name)
     if kb_name is not None:
-        return await _kb_completion(state, req, request, kb_name)
-    return await _model_completion(state, req, request)
+        return await _kb_completion(state, req, request, kb_name, who)
+    return await _model_completion(state, req, request, who)
 
 
-async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request: Request, kb_name: str) -> Any:
+async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request: Request, kb_name: str,
+                         who: Principal) -> Any:
     from knowbase.knowledge.stream import ClientStream
 
     question = _question(req, state.config.max_question_chars)
@@ -150,6 +151,7 @@ async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request
             answer = await run_in_threadpool(run)
         finally:
             ticket.release()
+        state.spend(who.key_id, answer.usage)
         data = answer.to_dict()
         return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
@@ -170,6 +172,7 @@ async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request
                         if event.kind == "delta":
                             yield _chunk(cid, created, req.model, {"content": event.text})
                         elif event.kind == "answer" and event.answer is not None:
+                            state.spend(who.key_id, event.answer.usage)
                             extra: dict[str, Any] = {"knowbase": {**event.answer.to_dict(),
                                                                   "revised": stream.revised}}
                             if include_usage:
@@ -187,7 +190,8 @@ async def _kb_completion(state: ServerState, req: ChatCompletionRequest, request
     return sse_response(request, events(), ticket.release, headers={"X-Queue-Position": str(ticket.position)})
 
 
-async def _model_completion(state: ServerState, req: ChatCompletionRequest, request: Request) -> Any:
+async def _model_completion(state: ServerState, req: ChatCompletionRequest, request: Request,
+                            who: Principal) -> Any:
     from knowbase.models.base import Message
 
     spec = state.resolve_model_name(req.model)
@@ -214,6 +218,7 @@ async def _model_completion(state: ServerState, req: ChatCompletionRequest, requ
             result = await run_in_threadpool(run)
         finally:
             ticket.release()
+        state.spend(who.key_id, result.usage)
         return {"id": cid, "object": "chat.completion", "created": created, "model": spec,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
                              "finish_reason": result.finish_reason}],
@@ -230,6 +235,7 @@ async def _model_completion(state: ServerState, req: ChatCompletionRequest, requ
             for delta in stream:
                 yield _chunk(cid, created, spec, {"content": delta})
             result = stream.result
+            state.spend(who.key_id, result.usage if result is not None else None)
             extra = {"usage": _usage(result.usage)} if include_usage and result is not None else {}
             yield _chunk(cid, created, spec, {}, result.finish_reason if result is not None else "stop", **extra)
             yield sse("[DONE]")
