@@ -366,3 +366,22 @@ def test_tokens_per_minute_limit(settings: Settings) -> None:
         first = c.post("/api/kbs/handbook/ask", json={"question": QUESTION}, headers=h)
         assert first.status_code == 200 and first.json()["usage"]["prompt_tokens"] > 20
         assert c.post("/api/kbs/handbook/search", json={"query": "leave"}, headers=h).status_code == 429
+
+
+def test_uploads_saved_before_a_stop_are_ingested_at_start(settings: Settings) -> None:
+    """A server killed after saving an upload but before ingesting it loses nothing: the next
+    start ingests the saved copies (already ingested ones are skipped)."""
+    folder = settings.home / "uploads" / "handbook"
+    folder.mkdir(parents=True)
+    (folder / "garden.md").write_text("# Garden\n\nThe roof garden is open to staff on Fridays.\n", encoding="utf-8")
+    with _client(settings) as url, httpx.Client(base_url=url, timeout=30) as c:
+        [job] = c.get("/api/jobs").json()["data"]
+        assert job["files"] == ["garden.md"]
+        assert wait_job(c, job["id"])["report"]["added"] == [str(folder / "garden.md")]
+        hits = c.post("/api/kbs/handbook/search", json={"query": "roof garden Fridays", "k": 1}).json()["hits"]
+        assert hits[0]["path"].endswith("garden.md")
+        doc = next(d for d in c.get("/api/kbs/handbook/documents").json()["data"] if d["path"].endswith("garden.md"))
+        assert c.delete(f"/api/kbs/handbook/documents/{doc['id']}").status_code == 200
+        assert not (folder / "garden.md").exists()  # the server's copy goes with the document
+    with _client(settings) as url, httpx.Client(base_url=url, timeout=30) as c:
+        assert c.get("/api/jobs").json()["data"] == []  # nothing left to resume

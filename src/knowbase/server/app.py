@@ -201,6 +201,10 @@ def create_app(settings: Settings | None = None, config: ServerConfig | None = N
                         embedder_factory=embedder_factory)
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            state.resume_uploads()  # uploads saved but not ingested when the server last stopped
+        except KnowbaseError as exc:
+            log.warning("could not resume ingesting saved uploads: %s", exc)
         yield
         state.close()
 

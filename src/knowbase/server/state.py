@@ -8,10 +8,12 @@ applications may pass their own.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from knowbase.config import Settings
@@ -167,6 +169,26 @@ class ServerState:
         """``fn(base)`` with a leased knowledge base (for ``run_in_threadpool``)."""
         with self.kb(name) as base:
             return fn(base)
+
+    def uploads_dir(self, name: str) -> Path:
+        """Where uploads to knowledge base ``name`` are kept (``home/uploads/NAME``): the server's own
+        copies, ingested from there; removing a document removes its copy."""
+        return self.settings.home / "uploads" / name
+
+    def resume_uploads(self) -> list[str]:
+        """Start an ingest job over the saved uploads of each served knowledge base, so files saved
+        by a server that stopped before ingesting them are ingested now (ingest is incremental:
+        files already ingested are skipped). Returns the job ids."""
+        jobs = []
+        for name in self.kb_names():
+            folder = self.uploads_dir(name)
+            files = sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith(".")) \
+                if folder.is_dir() else []
+            if files:
+                job = self.jobs.start(name, functools.partial(self.kb, name), [str(p) for p in files],
+                                      [p.name for p in files])
+                jobs.append(job.id)
+        return jobs
 
     def forget_kb(self, name: str) -> None:
         """Close and forget a knowledge base's open instances (before it is dropped)."""

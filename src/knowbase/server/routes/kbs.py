@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -112,6 +114,7 @@ async def drop_kb(name: str, request: Request, who: Principal = Caller) -> dict[
     await run_in_threadpool(state.check_kb, name)  # 404 when not served
     state.forget_kb(name)
     await run_in_threadpool(KnowledgeBase.drop, name, state.settings)
+    await run_in_threadpool(shutil.rmtree, state.uploads_dir(name), True)
     return {"dropped": name}
 
 
@@ -208,6 +211,9 @@ async def remove_document(name: str, doc_id: int, request: Request, who: Princip
         row = await run_in_threadpool(state.with_kb, name, lambda base: base.remove(doc_id))
     except UserError as exc:
         raise ApiError(exc.message, status=404, code="document_not_found", param="doc_id") from exc
+    copy = Path(row.path)
+    if copy.parent == state.uploads_dir(name):  # the server's own copy of an upload goes too
+        copy.unlink(missing_ok=True)
     return {"removed": dataclasses.asdict(row)}
 
 
@@ -240,7 +246,7 @@ async def upload(name: str, request: Request, who: Principal = Caller) -> dict[s
     names = [n for n, _ in checked]
     if len(set(names)) != len(names):
         raise ApiError("two uploaded files have the same name", status=400, code="duplicate_name", param="files")
-    folder = state.settings.home / "uploads" / name
+    folder = state.uploads_dir(name)
 
     def save() -> list[str]:
         folder.mkdir(parents=True, exist_ok=True)

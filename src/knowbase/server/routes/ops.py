@@ -40,6 +40,12 @@ async def health(request: Request) -> dict[str, Any]:
                                       "max_waiting": state.queue.max_waiting}}
 
 
+@router.get("/jobs", summary="Ingest jobs of this server process, oldest first (ingest scope)")
+async def jobs(request: Request, who: Principal = Caller) -> dict[str, Any]:
+    who.require("ingest")
+    return {"data": [j.to_dict() for j in get_state(request).jobs.all() if who.may_use(j.kb)]}
+
+
 @router.get("/jobs/{job_id}", summary="An ingest job: status, last progress event, report")
 async def job_status(job_id: str, request: Request, who: Principal = Caller) -> dict[str, Any]:
     return _job(request, job_id, who).to_dict()
