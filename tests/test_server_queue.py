@@ -67,7 +67,11 @@ def test_queue_reserve_release_and_positions() -> None:
 
 
 def test_full_queue_503_and_abandoned_stream_frees_the_model(knowbase_home: Path) -> None:
+    from knowbase.knowledge.base import KnowledgeBase
+
     settings = Settings.load(embedder="fake", model="fake")
+    with KnowledgeBase.create("notes", settings=settings) as kb:
+        kb.add_texts(["The cafeteria serves lunch from noon."])
     slow = SlowChat()
 
     def factory(spec: str) -> ChatModel:
@@ -92,6 +96,8 @@ def test_full_queue_503_and_abandoned_stream_frees_the_model(knowbase_home: Path
             assert busy.headers["Retry-After"] == "5"
             assert "busy" in busy.json()["error"]["message"]
             assert not slow.closed.is_set()  # still generating for the connected client
+            found = client.post("/api/kbs/notes/search", json={"query": "lunch", "k": 1})  # retrieval needs no model
+            assert found.status_code == 200 and "lunch" in found.json()["hits"][0]["text"]
         # the client went away after the first delta: generation stops and the slot is free again
         assert slow.closed.wait(10), "the abandoned stream was not closed"
         assert not slow.finished and slow.produced < WORDS
