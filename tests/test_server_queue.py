@@ -110,3 +110,37 @@ def test_full_queue_503_and_abandoned_stream_frees_the_model(knowbase_home: Path
         assert after.status_code == 200, after.text
         assert after.json()["choices"][0]["message"]["content"] == "echo: hi"
         assert client.get("/api/health").json()["queue"]["in_use"] == 0
+
+
+@pytest.mark.slow
+def test_abandoned_stream_frees_the_llamacpp_model_at_once(knowbase_home: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the real llama.cpp backend (SmolLM2): while a client reads, the model's lock is held;
+    when it goes away after the first delta, generation stops (no finished call is recorded)
+    and the lock is free for the next request."""
+    from knowbase.tracing.store import TraceStore
+
+    monkeypatch.setenv("KNOWBASE_N_THREADS", "1")
+    spec = "llamacpp:smollm2-135m"
+    settings = Settings.load(embedder="fake", model=spec)
+    app = create_app(settings, ServerConfig(models=(spec,), queue_max_waiting=0))
+    state = app.state.knowbase
+    body = {"model": spec, "stream": True, "max_tokens": 400, "temperature": 0,
+            "messages": [{"role": "user", "content": "Write a very long story about a cat who travels the world."}]}
+    with running(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+        with client.stream("POST", "/v1/chat/completions", json=body) as resp:
+            assert resp.status_code == 200
+            lines = resp.iter_lines()
+            for line in lines:
+                if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                    break
+            lock = state.chat_model(spec).backend.loaded().lock
+            assert lock.locked()  # generating for the connected client
+        deadline = time.monotonic() + 30
+        while lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not lock.locked()
+        assert [c for c in TraceStore(settings.logs_path).calls() if c["kind"] == "chat"] == []  # cut off, not finished
+        quick = client.post("/v1/chat/completions", json={"model": spec, "max_tokens": 3,
+                                                          "messages": [{"role": "user", "content": "Hi"}]})
+        assert quick.status_code == 200 and quick.json()["usage"]["completion_tokens"] <= 3
