@@ -366,16 +366,22 @@ class ChatModel:
         started = time.time()
         t0 = time.perf_counter()
         result: ChatResult | None = None
+        deltas = 0
         try:
             for item in self.backend.execute(msgs, opts):
                 if isinstance(item, ChatResult):
                     result = item
                 else:
+                    deltas += 1
                     yield item
         except KnowbaseError as exc:
             self._record(msgs, opts, None, exc, started, trace_id, span_id, (time.perf_counter() - t0) * 1000)
             raise
-        except GeneratorExit:
+        except GeneratorExit:  # the caller closed the stream (a client went away): logged as cancelled
+            if result is None:
+                cancelled = KnowbaseError(f"cancelled by the caller after {deltas} deltas")
+                self._record(msgs, opts, None, cancelled, started, trace_id, span_id,
+                             (time.perf_counter() - t0) * 1000)
             raise
         except Exception as exc:  # a backend bug or an untranslated library error
             err = KnowbaseError(f"{self.spec}: {type(exc).__name__}: {exc}")
