@@ -284,7 +284,7 @@ def test_web_page_is_served_offline_and_renders_text_inertly(api: Any) -> None:
     assert 'src="/static/app.js"' in page.text and "script-src 'self'" in page.text
     static = Path(app_module.__file__).parent / "static"
     for f in static.iterdir():
-        text = f.read_text(encoding="utf-8")
+        text = f.read_text(encoding="utf-8").replace('"http://www.w3.org/2000/svg"', "")  # a namespace, not a load
         assert "http://" not in text and "https://" not in text, f"{f.name} loads something from the network"
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in text, f"{f.name} uses {sink}"
@@ -385,3 +385,28 @@ def test_uploads_saved_before_a_stop_are_ingested_at_start(settings: Settings) -
         assert not (folder / "garden.md").exists()  # the server's copy goes with the document
     with _client(settings) as url, httpx.Client(base_url=url, timeout=30) as c:
         assert c.get("/api/jobs").json()["data"] == []  # nothing left to resume
+
+
+def test_metrics_per_model_and_knowledge_base(api: Any) -> None:
+    answered = api.post("/api/kbs/handbook/ask", json={"question": QUESTION}).json()
+    abstained = api.post("/api/kbs/handbook/ask", json={"question": "Which GPU does the cluster use?"}).json()
+    assert abstained["abstained"] is True
+    api.post("/api/feedback", json={"trace_id": answered["trace_id"], "rating": "up"})
+    api.post("/api/feedback", json={"trace_id": abstained["trace_id"], "rating": "down", "comment": "no answer"})
+    got = api.get("/api/metrics", params={"hours": 1, "bucket_minutes": 60}).json()
+    [kb] = got["kbs"]
+    assert (kb["kb"], kb["asks"], kb["abstained"], kb["errors"], kb["feedback_up"], kb["feedback_down"]) == \
+        ("handbook", 2, 1, 0, 1, 1)
+    assert kb["p50_ms"] > 0 and kb["p95_ms"] >= kb["p50_ms"]
+    [model] = got["models"]  # the abstention needed no model call
+    assert (model["model"], model["calls"], model["errors"]) == ("fake:fixed", 1, 0)
+    assert model["prompt_tokens"] == answered["usage"]["prompt_tokens"]
+    assert api.get("/api/metrics", params={"hours": -1}).status_code == 400
+
+
+def test_nearest_rank_percentiles() -> None:
+    from knowbase.server.monitoring import nearest_rank
+
+    assert nearest_rank([], 50) is None
+    assert nearest_rank([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
+    assert nearest_rank([float(i) for i in range(1, 21)], 95) == 19.0

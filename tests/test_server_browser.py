@@ -1,6 +1,6 @@
 """The web page in a real headless Chromium (Debian's ``chromium`` and ``chromium-driver``,
 driven by Selenium): ask and see sources and the streamed answer, open a citation's passage,
-upload a file and find it, give feedback; document and model text holding ``<script>``,
+upload a file and find it, give feedback and see it in the operator view; document and model text holding ``<script>``,
 ``<img onerror>`` and ``javascript:`` links stays inert text."""
 
 from __future__ import annotations
@@ -103,6 +103,14 @@ def test_ask_cite_upload_feedback_and_inert_text(browser: Any, url: str, tmp_pat
     wait_text(browser, "feedback-status", "Thank you")
     [row] = httpx.get(url + "/api/feedback").json()["data"]
     assert row["rating"] == "up" and row["kb"] == "handbook"
+
+    # the operator view shows the ask, its feedback and the model call
+    browser.find_element(By.ID, "load-metrics").click()
+    WebDriverWait(browser, 20).until(lambda d: "handbook" in d.find_element(By.ID, "kb-metrics").text)
+    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#kb-metrics tr:nth-child(2) td")]
+    assert cells[1:4] == ["handbook", "1", "0"] and cells[7:] == ["1", "0"]  # kb, asks, abstained ... up, down
+    assert browser.find_elements(By.CSS_SELECTOR, "#kb-chart svg rect")
+    assert "fake:fixed" in browser.find_element(By.ID, "model-metrics").text
 
     # upload a file, see it ingested, find it
     note = tmp_path / "parking.md"

@@ -106,6 +106,23 @@ async def feedback(body: FeedbackRequest, request: Request, who: Principal = Cal
                                                                  key_id=who.key_id))
 
 
+@router.get("/metrics", summary="Monitoring per model and knowledge base over time (admin)")
+async def metrics(request: Request, who: Principal = Caller, hours: float = Query(24, gt=0, le=24 * 90),
+                  bucket_minutes: int = Query(60, ge=1, le=24 * 60)) -> dict[str, Any]:
+    """Calls, errors, latency p50/p95, tokens per model; asks, abstentions, latency, feedback per
+    knowledge base; in buckets of ``bucket_minutes`` over the last ``hours``."""
+    import time
+
+    from knowbase.server.monitoring import monitoring
+
+    state = get_state(request)
+    who.require("admin")
+    since = time.time() - hours * 3600
+    feedback = await run_in_threadpool(lambda: state.db.feedback(limit=1_000_000))
+    return await run_in_threadpool(lambda: monitoring(state.settings.logs_path, feedback, since=since,
+                                                      bucket_seconds=bucket_minutes * 60))
+
+
 @router.get("/feedback", summary="Feedback, newest first (admin)")
 async def list_feedback(request: Request, who: Principal = Caller,
                         limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:

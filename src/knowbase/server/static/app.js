@@ -8,12 +8,13 @@ const TEXT = {
         sources: "Sources", upload: "Upload documents", send: "Upload", comment: "Comment (optional)",
         retrieving: "Searching…", answering: "Answering…", done: "Done", revised: "Checked answer (revised):",
         abstained: "Not in the knowledge base.", thanks: "Thank you.", ingesting: "Ingesting…",
-        uploaded: "Ingested", failed: "Failed", up: "Helpful", down: "Not helpful", lang: "中文" },
+        uploaded: "Ingested", failed: "Failed", up: "Helpful", down: "Not helpful", operator: "Operator view", refresh: "Refresh",
+        perKb: "Per knowledge base (last 24 h, hourly)", perModel: "Per model", lang: "中文" },
   zh: { kb: "知识库", key: "API 密钥", question: "请输入问题", ask: "提问", answer: "回答", sources: "来源",
         upload: "上传文档", send: "上传", comment: "评论（可选）", retrieving: "检索中…", answering: "生成回答中…",
         done: "完成", revised: "核对后的回答（已修改）：", abstained: "知识库中没有相关内容。", thanks: "谢谢反馈。",
         ingesting: "导入中…", uploaded: "已导入", failed: "失败", up: "有帮助", down: "没有帮助",
-        lang: "English" },
+        operator: "运维视图", refresh: "刷新", perKb: "按知识库（最近 24 小时，每小时）", perModel: "按模型", lang: "English" },
 };
 let lang = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
 const $ = (id) => document.getElementById(id);
@@ -250,6 +251,74 @@ async function pollJob(id) {
   }
 }
 
+// --- operator view: tables and small SVG charts (bars: count, red: errors/abstentions/down
+// votes; line: p95 latency), every label set as text
+function table(el, columns, rows) {
+  el.replaceChildren();
+  const head = document.createElement("tr");
+  for (const [, title] of columns) { const th = document.createElement("th"); th.textContent = title; head.appendChild(th); }
+  el.appendChild(head);
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    for (const [key] of columns) {
+      const td = document.createElement("td");
+      const v = row[key];
+      td.textContent = key === "start" ? new Date(v * 1000).toLocaleString() : (v === null || v === undefined ? "-" :
+        (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(0) : String(v)));
+      tr.appendChild(td);
+    }
+    el.appendChild(tr);
+  }
+}
+
+function chart(el, rows, countKey, badKey) {
+  const NS = "http://www.w3.org/2000/svg";
+  const w = 600, h = 120;
+  const byStart = new Map();
+  for (const r of rows) {
+    const b = byStart.get(r.start) || { count: 0, bad: 0, p95: 0 };
+    b.count += r[countKey]; b.bad += r[badKey]; b.p95 = Math.max(b.p95, r.p95_ms || 0);
+    byStart.set(r.start, b);
+  }
+  const starts = [...byStart.keys()].sort((a, b) => a - b);
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("width", w); svg.setAttribute("height", h); svg.setAttribute("role", "img");
+  const maxCount = Math.max(1, ...starts.map((s) => byStart.get(s).count));
+  const maxLat = Math.max(1, ...starts.map((s) => byStart.get(s).p95));
+  const step = w / Math.max(1, starts.length);
+  const points = [];
+  starts.forEach((s, i) => {
+    const b = byStart.get(s);
+    for (const [cls, value] of [["calls", b.count], ["bad", b.bad]]) {
+      const rect = document.createElementNS(NS, "rect");
+      const bh = (h - 10) * value / maxCount;
+      rect.setAttribute("x", i * step + (cls === "bad" ? step * 0.45 : 2)); rect.setAttribute("width", step * 0.4);
+      rect.setAttribute("y", h - bh); rect.setAttribute("height", bh); rect.setAttribute("class", cls);
+      svg.appendChild(rect);
+    }
+    points.push((i * step + step / 2) + "," + (h - (h - 10) * b.p95 / maxLat));
+  });
+  const line = document.createElementNS(NS, "polyline");
+  line.setAttribute("points", points.join(" ")); line.setAttribute("class", "lat");
+  svg.appendChild(line);
+  el.replaceChildren(svg);
+}
+
+async function loadMetrics() {
+  const resp = await fetch("/api/metrics?hours=24&bucket_minutes=60", { headers: headers() });
+  if (!resp.ok) { setStatus($("metrics-status"), await errorText(resp), true); return; }
+  const m = await resp.json();
+  setStatus($("metrics-status"), "");
+  chart($("kb-chart"), m.kbs, "asks", "abstained");
+  table($("kb-metrics"), [["start", "hour"], ["kb", "knowledge base"], ["asks", "asks"], ["abstained", "abstained"],
+    ["errors", "errors"], ["p50_ms", "p50 ms"], ["p95_ms", "p95 ms"], ["feedback_up", "up"], ["feedback_down", "down"]],
+    m.kbs);
+  chart($("model-chart"), m.models, "calls", "errors");
+  table($("model-metrics"), [["start", "hour"], ["model", "model"], ["calls", "calls"], ["errors", "errors"],
+    ["p50_ms", "p50 ms"], ["p95_ms", "p95 ms"], ["prompt_tokens", "prompt tokens"],
+    ["completion_tokens", "completion tokens"]], m.models);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   applyLanguage();
   $("key").value = sessionStorage.getItem("knowbase-key") || "";
@@ -263,5 +332,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("up").addEventListener("click", () => sendFeedback("up"));
   $("down").addEventListener("click", () => sendFeedback("down"));
   $("upload-form").addEventListener("submit", (e) => { e.preventDefault(); upload($("files").files); });
+  $("load-metrics").addEventListener("click", () => loadMetrics().catch((err) => setStatus($("metrics-status"), String(err), true)));
   loadKbs();
 });
