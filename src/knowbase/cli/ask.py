@@ -16,8 +16,6 @@ import click
 from knowbase.cli.main import settings_from
 from knowbase.cli.output import echo as safe_echo
 
-_NOT_FOUND = "NOT FOUND"
-
 
 def _source(chunk: Any) -> str:
     from knowbase.cli.kb import _source as fmt
@@ -44,23 +42,20 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
                  echo: Any = None, verify: bool = True) -> Any:
     """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer.
 
-    ``echo`` (default :func:`knowbase.cli.output.echo`, which makes control sequences
-    visible) is called as ``echo(text, nl=..., err=..., bold=..., dim=...)``.
+    What is held back and when (the model's "NOT FOUND") is decided by
+    :class:`knowbase.knowledge.stream.ClientStream`, shared with the HTTP server. ``echo``
+    (default :func:`knowbase.cli.output.echo`, which makes control sequences visible) is
+    called as ``echo(text, nl=..., err=..., bold=..., dim=...)``.
     """
+    from knowbase.knowledge.stream import ClientStream
+
     echo = echo or safe_echo
-    answer = None
+    stream = ClientStream(base.ask_stream(question, model=model, k=k, extractive=extractive, verify=verify))
     streaming = False
-    streamed = ""
-    held = ""  # text held back while it may still be the model's "NOT FOUND" (shown as an abstention instead)
-    for event in base.ask_stream(question, model=model, k=k, extractive=extractive, verify=verify):
-        if event.kind == "delta" and not streaming:
-            held += event.text
-            if _NOT_FOUND.startswith(held.strip().upper()[:len(_NOT_FOUND)]):
-                continue
-            event = type(event)("delta", text=held)
+    for event in stream:
         if event.kind == "sources":
-            t = "sources" if not event.abstained else "nearest sources"
-            echo(f"{t}:", bold=True)
+            heading = "sources" if not event.abstained else "nearest sources"
+            echo(f"{heading}:", bold=True)
             for line in source_lines((n, hit.chunk) for n, hit in enumerate(event.passages, start=1)):
                 echo(f"  {line}")
             if not event.passages:
@@ -69,24 +64,19 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
             if not streaming:
                 echo("answer:", bold=True)
                 streaming = True
-            streamed += event.text
             echo(event.text, nl=False)
-        else:
-            answer = event.answer
+    answer = stream.answer
     assert answer is not None
     if streaming:
         echo("")
-    changed = answer.text.strip() != streamed.strip()
-    if not streaming or answer.abstained or answer.invalid_citations or changed:
-        if streaming and answer.verification == "fallback":
+    if stream.revised:
+        if answer.verification == "fallback":
             echo("final answer (no sentence of the model's answer is supported by the passages it cites; "
                  "quoting them instead):", bold=True)
-        elif streaming and answer.removed_claims:
+        elif answer.removed_claims:
             echo("final answer (checked against the cited passages; sentences they contradict removed):", bold=True)
-        elif streaming:
-            echo("final answer:", bold=True)
         else:
-            echo("answer:", bold=True)
+            echo("final answer:", bold=True)
         echo(answer.text)
     if answer.citations:
         echo("cited (attributed by knowbase: the model gave no marker):" if answer.attributed else "cited:",

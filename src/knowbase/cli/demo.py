@@ -65,8 +65,11 @@ def find_sample() -> Path | None:
 @click.option("--embedder", default=None, help="Embedder for a new demo knowledge base (default: embedded MiniLM).")
 @click.option("--question", "-q", "questions", multiple=True, help="Ask these instead of the two built-in questions.")
 @click.option("-k", "k", type=click.IntRange(1, 10), default=3, show_default=True)
+@click.option("--serve", "serve_port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Instead of asking, serve the demo knowledge base on 127.0.0.1:PORT (knowbase serve).")
 @click.pass_context
-def demo(ctx: click.Context, model: str | None, embedder: str | None, questions: tuple[str, ...], k: int) -> None:
+def demo(ctx: click.Context, model: str | None, embedder: str | None, questions: tuple[str, ...], k: int,
+         serve_port: int | None) -> None:
     """Build a knowledge base from the bundled Kubernetes sample and ask it two questions."""
     from knowbase.cli.ask import print_stream
     from knowbase.errors import UserError
@@ -108,8 +111,14 @@ def demo(ctx: click.Context, model: str | None, embedder: str | None, questions:
                    f"in {report.seconds:.1f} s")
         for path, reason in report.failed:
             echo(f"  failed: {path}: {reason}", err=True)
-        for q in questions or QUESTIONS:
+        for q in () if serve_port is not None else (questions or QUESTIONS):
             echo("")
-            echo(click.style(f"question: {q}", bold=True))
+            echo(f"question: {q}", bold=True)
             print_stream(base, q, model=model, k=k, extractive=False)
+    if serve_port is not None:
+        from knowbase.server.run import serve
+
+        echo(f"serving {DEMO_KB} on http://127.0.0.1:{serve_port} (API docs at /docs; Ctrl-C stops)")
+        serve(settings, port=serve_port, kbs=(DEMO_KB,), models=(model,) if model else ())
+        return
     echo(f"\ndemo done in {time.perf_counter() - t0:.0f} s. Try: knowbase ask {DEMO_KB} \"your question\"")

@@ -270,6 +270,13 @@ class ChatStream(Iterator[str]):
                 continue
             return item
 
+    def close(self) -> None:
+        """Stop generating now: closes the backend's iterator, which frees the model (a local
+        model's lock is held while deltas are pending). Later iteration stops at once."""
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
     def finish(self) -> ChatResult:
         """Consume what is left and return the final result."""
         for _ in self:
@@ -364,6 +371,7 @@ class ChatModel:
         started = time.time()
         t0 = time.perf_counter()
         result: ChatResult | None = None
+        deltas = 0
         try:
             check_cancelled()  # a tool call that timed out stops its model calls too
             for item in self.backend.execute(msgs, opts):
@@ -371,11 +379,16 @@ class ChatModel:
                     result = item
                 else:
                     check_cancelled()
+                    deltas += 1
                     yield item
         except KnowbaseError as exc:
             self._record(msgs, opts, None, exc, started, trace_id, span_id, (time.perf_counter() - t0) * 1000)
             raise
-        except GeneratorExit:
+        except GeneratorExit:  # the caller closed the stream (a client went away): logged as cancelled
+            if result is None:
+                cancelled = KnowbaseError(f"cancelled by the caller after {deltas} deltas")
+                self._record(msgs, opts, None, cancelled, started, trace_id, span_id,
+                             (time.perf_counter() - t0) * 1000)
             raise
         except Exception as exc:  # a backend bug or an untranslated library error
             err = KnowbaseError(f"{self.spec}: {type(exc).__name__}: {exc}")
