@@ -160,3 +160,8 @@ def query_tokens(query: str) -> list[str]:
 @lru_cache(maxsize=1)
 def _zh_question_words() -> frozenset[str]:
     return frozenset(_QUESTION_WORDS_ZH.split())
+
+
+#: The version of :func:`tokenize` recorded in a knowledge base's meta; a search index built
+#: with another version is rebuilt.
+TOKENIZER_VERSION = "bm25s-en-snowball+jieba/1"
