@@ -40,12 +40,12 @@ def source_lines(numbered: Any) -> list[str]:
 
 
 def print_stream(base: Any, question: str, *, model: str | None, k: int, extractive: bool,
-                 echo: Any = click.echo) -> Any:
+                 echo: Any = click.echo, filter_: str | None = None) -> Any:
     """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer."""
     answer = None
     streaming = False
     held = ""  # text held back while it may still be the model's "NOT FOUND" (shown as an abstention instead)
-    for event in base.ask_stream(question, model=model, k=k, extractive=extractive):
+    for event in base.ask_stream(question, model=model, k=k, extractive=extractive, filter=filter_):
         if event.kind == "delta" and not streaming:
             held += event.text
             if _NOT_FOUND.startswith(held.strip().upper()[:len(_NOT_FOUND)]):
@@ -116,10 +116,12 @@ def answer_json(answer: Any) -> dict[str, Any]:
 @click.option("--model", "-m", default=None, help="Chat model string (default: the configured one, embedded Qwen).")
 @click.option("-k", "k", type=click.IntRange(1, 20), default=4, show_default=True, help="Passages given to the model.")
 @click.option("--extractive", is_flag=True, help="No model: answer with the best supporting sentences.")
+@click.option("--filter", "filter_", default=None,
+              help="Only documents matching this filter, e.g. 'team=infra and year>=2023' (see kb search --help).")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @click.pass_context
 def ask(ctx: click.Context, name: str, question: str | None, model: str | None, k: int, extractive: bool,
-        as_json: bool) -> None:
+        filter_: str | None, as_json: bool) -> None:
     """Answer QUESTION from knowledge base NAME, citing its sources.
 
     Without QUESTION on a terminal: ask questions one after another (empty line to stop).
@@ -142,16 +144,16 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
                 if not question:
                     raise click.UsageError("no QUESTION given")
             else:
-                _interactive(base, model=model, k=k, extractive=extractive)
+                _interactive(base, model=model, k=k, extractive=extractive, filter_=filter_)
                 return
         if as_json:
-            click.echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive)),
+            click.echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive, filter=filter_)),
                                   ensure_ascii=False, indent=2))
             return
-        print_stream(base, question, model=model, k=k, extractive=extractive)
+        print_stream(base, question, model=model, k=k, extractive=extractive, filter_=filter_)
 
 
-def _interactive(base: Any, *, model: str | None, k: int, extractive: bool) -> None:
+def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, filter_: str | None = None) -> None:
     click.echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
     while True:
         try:
@@ -161,5 +163,5 @@ def _interactive(base: Any, *, model: str | None, k: int, extractive: bool) -> N
             return
         if not question.strip():
             return
-        print_stream(base, question.strip(), model=model, k=k, extractive=extractive)
+        print_stream(base, question.strip(), model=model, k=k, extractive=extractive, filter_=filter_)
         click.echo("")

@@ -45,15 +45,20 @@ def kb() -> None:
     """Knowledge bases: your documents, indexed for search and cited answers."""
 
 
+_STORE_HELP = ("Store URL, e.g. sqlite:////srv/kb/NAME.db (default: SQLite in the knowbase folder); other "
+               "schemes come from store backends (the knowbase.stores entry points).")
+
+
 @kb.command("create")
 @click.argument("name")
 @click.option("--embedder", "embedder", default=None, help="Embedding model string (default: the configured one).")
+@click.option("--store", "store", default=None, help=_STORE_HELP)
 @click.pass_context
-def create(ctx: click.Context, name: str, embedder: str | None) -> None:
-    """Create an empty knowledge base NAME."""
+def create(ctx: click.Context, name: str, embedder: str | None, store: str | None) -> None:
+    """Create an empty knowledge base NAME (a name, or a store URL ending in #NAME)."""
     from knowbase.knowledge.base import KnowledgeBase
 
-    with KnowledgeBase.create(name, embedder=embedder, settings=settings_from(ctx)) as base:
+    with KnowledgeBase.create(name, embedder=embedder, settings=settings_from(ctx), store=store) as base:
         click.echo(f"created {base.name} ({base.embedder_spec}) at {base.path}")
 
 
@@ -62,19 +67,24 @@ def create(ctx: click.Context, name: str, embedder: str | None) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--prune", is_flag=True, help="Remove documents whose files are gone.")
 @click.option("--no-recursive", is_flag=True, help="Do not walk sub-folders.")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="Metadata stored with every document of this ingest, for --filter (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, no_recursive: bool,
-           as_json: bool) -> None:
+           meta: tuple[str, ...], as_json: bool) -> None:
     """Add or update the files, folders or globs PATHS in NAME (unchanged files are skipped).
 
     Exits with status 1 when any file failed (each failure is listed with its reason).
     """
+    from knowbase.knowledge.ingest import parse_metadata_items
+
+    metadata = parse_metadata_items(meta)
     with _open(ctx, name) as base:
         if sys.stderr.isatty() and not as_json:
-            report = _ingest_with_bar(base, paths, prune, not no_recursive)
+            report = _ingest_with_bar(base, paths, prune, not no_recursive, metadata)
         else:
-            report = base.ingest(list(paths), prune=prune, recursive=not no_recursive)
+            report = base.ingest(list(paths), prune=prune, recursive=not no_recursive, metadata=metadata)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -88,7 +98,8 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
         ctx.exit(1)
 
 
-def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: bool) -> Any:
+def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: bool,
+                     metadata: dict[str, str]) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
@@ -100,7 +111,7 @@ def _ingest_with_bar(base: Any, paths: tuple[str, ...], prune: bool, recursive: 
             bar.update(task, completed=p.files_done, total=p.files_total, chunks=p.chunks, rate=p.chunks_per_second,
                        current=_rel(p.path)[-50:])
 
-        return base.ingest(list(paths), prune=prune, progress=update, recursive=recursive)
+        return base.ingest(list(paths), prune=prune, progress=update, recursive=recursive, metadata=metadata)
 
 
 @kb.command("list")
@@ -206,14 +217,15 @@ def remove(ctx: click.Context, name: str, doc: str) -> None:
 @kb.command("drop")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--store", "store", default=None, help=_STORE_HELP)
 @click.pass_context
-def drop(ctx: click.Context, name: str, yes: bool) -> None:
+def drop(ctx: click.Context, name: str, yes: bool, store: str | None) -> None:
     """Delete knowledge base NAME and its file."""
     from knowbase.knowledge.base import KnowledgeBase
 
     if not yes:
         click.confirm(f"Delete knowledge base {name!r} and all its data?", abort=True)
-    path = KnowledgeBase.drop(name, settings_from(ctx))
+    path = KnowledgeBase.drop(name, settings_from(ctx), store=store)
     click.echo(f"dropped {name} ({path})")
 
 
@@ -241,7 +253,9 @@ def check(ctx: click.Context, name: str) -> None:
 @click.argument("query")
 @click.option("--mode", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
-@click.option("--filter", "filter_", default=None, help="Document filter, e.g. path=*/pods/* or language=zh.")
+@click.option("--filter", "filter_", default=None,
+              help="Document filter, e.g. 'team=infra and year>=2023', 'type in (md, pdf)', path=*/pods/*, "
+                   "language=zh (fields: path, type, language, kind, title, size, mtime, ingested, added, metadata keys).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def search(ctx: click.Context, name: str, query: str, mode: str, k: int, filter_: str | None, as_json: bool) -> None:

@@ -118,7 +118,7 @@ class KnowledgeBase:
             embedder: a model string (default: the configured embedder) or an Embedder.
             settings: default :meth:`Settings.load`.
             exist_ok: open an existing one instead of failing (its embedder must match).
-            store: the store URL to create it in (e.g. ``sqlite:///srv/kb/NAME.db``; a
+            store: the store URL to create it in (e.g. ``sqlite:////srv/kb/NAME.db``; a
                 backend of the ``knowbase.stores`` entry-point group); default SQLite in
                 ``settings.kb_dir``.
 

@@ -9,7 +9,7 @@ Where a knowledge base lives (:func:`locate`):
 
 * ``docs`` (a name): SQLite at ``settings.kb_dir / "docs.db"``, as always;
 * ``./x.db``, ``/srv/kb/docs.db`` (a path): that SQLite file;
-* ``sqlite:///srv/kb/docs.db``, ``postgresql://me@db/kb#docs`` (a URL, the name after ``#``);
+* ``sqlite:////srv/kb/docs.db``, ``postgresql://me@db/kb#docs`` (a URL, the name after ``#``);
 * ``docs`` with ``store="postgresql://me@db/kb"``: the URL plus ``#docs``.
 """
 
@@ -102,5 +102,5 @@ def locate(name_or_url: str | os.PathLike[str], settings: Settings, *,
     backend = get_backend("sqlite")
     if os.sep in text or text.endswith(".db") or (os.altsep and os.altsep in text):
         return backend, backend.locate(os.path.splitext(os.path.basename(text))[0],
-                                       f"sqlite://{os.path.expanduser(text)}", settings)
+                                       f"sqlite:///{os.path.expanduser(text)}", settings)
     return backend, backend.locate(check_name(text), "sqlite://", settings)

@@ -1,7 +1,8 @@
 """The SQLite backend: one file per knowledge base, ``settings.kb_dir / f"{name}.db"`` by default.
 
-URLs: ``sqlite:///absolute/path/NAME.db`` or ``sqlite://relative/NAME.db`` (a bare name or a
-path ending in ``.db`` is the same thing without the scheme). Registered in the
+URLs follow SQLAlchemy's form: ``sqlite:////absolute/path/NAME.db`` (four slashes),
+``sqlite:///relative/NAME.db`` (three), ``sqlite://#NAME`` (the default folder); a bare name
+or a path ending in ``.db`` is the same thing without the scheme. Registered in the
 ``knowbase.stores`` entry-point group as ``sqlite``, like any plugin.
 """
 
@@ -26,7 +27,7 @@ class SQLiteBackend:
     """Opens, lists and drops SQLite knowledge bases (the ``sqlite`` entry point of ``knowbase.stores``)."""
 
     def locate(self, name: str, url: str, settings: Settings) -> StoreLocation:
-        """``sqlite:///abs/path.db`` (or ``sqlite://rel/path.db``) -> its location; a URL
+        """``sqlite:////abs/path.db`` or ``sqlite:///rel/path.db`` -> its location; a URL
         without a path (``sqlite://``) means ``settings.kb_dir / f"{name}.db"``.
 
         Raises:
@@ -34,8 +35,9 @@ class SQLiteBackend:
         """
         scheme, sep, rest = url.partition("://")
         if not sep or scheme != "sqlite":
-            raise UserError(f"not a sqlite URL: {url!r} (use sqlite:///path/to/NAME.db)", field="store")
+            raise UserError(f"not a sqlite URL: {url!r} (use sqlite:////abs/path/NAME.db)", field="store")
         rest = rest.split("#", 1)[0]
+        rest = rest[1:] if rest.startswith("/") else rest  # the slash that ends the (empty) host part
         if not rest:
             return sqlite_location(settings.kb_dir / f"{name}.db")
         return sqlite_location(Path(rest).expanduser())

@@ -233,10 +233,12 @@ class DocumentsMixin:
         return dict(self.conn.execute(f"SELECT id, norm FROM chunks WHERE id IN ({marks})", ids))
 
     def document_chunks(self, doc_id: int) -> list[Chunk]:
-        """All chunks of one document, in order."""
-        ids = [r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id = ? ORDER BY idx", (doc_id,))]
-        found = self.chunks(ids)
-        return [found[i] for i in ids]
+        """All chunks of one document, in order (one statement: one snapshot, never half of a rewrite)."""
+        return [Chunk(text=row[3], start=row[4], end=row[5], index=row[2], section=tuple(json.loads(row[6])),
+                      page=row[7], tokens=row[8], doc_id=row[1], chunk_id=row[0], path=row[9])
+                for row in self.conn.execute(
+                    'SELECT c.id, c.doc_id, c.idx, c.text, c.start, c."end", c.section, c.page, c.tokens, d.path '
+                    "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = ? ORDER BY c.idx", (doc_id,))]
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """Stored embeddings by chunk id (float32 ``(dim,)`` each)."""
