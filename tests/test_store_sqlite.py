@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from store_conformance import ChunkStoreTests
 
 from knowbase.config import Settings
 from knowbase.errors import UserError
 from knowbase.knowledge.base import KnowledgeBase
 from knowbase.knowledge.stores import ChunkStore, get_backend, locate, store_backends
 from knowbase.knowledge.stores.sqlite import SQLiteBackend, SQLiteStore
+from store_conformance import ChunkStoreTests
 
 LEGACY = Path(__file__).parent / "data" / "legacy_v1.db"
 
