@@ -25,7 +25,9 @@ class CheckMixin:
     def counts(self) -> dict[str, int]:
         """Row counts: documents, chunks, fts_rows, vectors, and the bytes on disk (file, WAL
         and search index)."""
-        one = lambda sql: next(iter(self.conn.execute(sql)))[0]  # noqa: E731
+        def one(sql: str) -> int:
+            return int(next(iter(self.conn.execute(sql)))[0])
+
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"), self.index_path) if p.exists())
         return {
             "documents": one("SELECT count(*) FROM documents"),
@@ -40,7 +42,9 @@ class CheckMixin:
         no orphans (FTS rows, vectors or chunks without their parent), no duplicate
         documents or chunk positions."""
         problems: list[str] = []
-        rows = lambda sql: list(self.conn.execute(sql))  # noqa: E731
+        def rows(sql: str) -> list[Any]:
+            return list(self.conn.execute(sql))
+
         quick = rows("PRAGMA quick_check")
         if quick != [("ok",)]:
             problems.extend(f"sqlite: {r[0]}" for r in quick[:10])

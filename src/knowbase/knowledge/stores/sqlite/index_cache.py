@@ -29,12 +29,14 @@ class IndexCacheMixin:
     _index: SearchIndex | None
     _index_lock: threading.Lock
 
-    generation: int  # from DocumentsMixin
-    dim: int | None
 
 
 
     if TYPE_CHECKING:  # defined by the other parts of the store
+        @property
+        def generation(self) -> int: ...
+        @property
+        def dim(self) -> int | None: ...
         def meta(self) -> dict[str, str]: ...
         def _vector_matrix(self, ids: list[int]) -> np.ndarray: ...
 

@@ -50,12 +50,13 @@ class SearchMixin:
     _apsw: Any
     _filters: _FilterTable | None
     _filters_lock: threading.Lock
-    generation: int
 
 
 
 
     if TYPE_CHECKING:  # defined by the other parts of the store
+        @property
+        def generation(self) -> int: ...
         def search_index(self) -> SearchIndex: ...
         def _has_vectors(self) -> bool: ...
         def _vector_matrix(self, ids: list[int]) -> np.ndarray: ...
