@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from knowbase.errors import KnowledgeBaseNotFoundError, UserError
 from knowbase.knowledge.stores.base import StoreLocation
-from knowbase.knowledge.stores.sqlite.documents import norm_hash, normalise
+from knowbase.knowledge.stores.norms import norm_hash, normalise
 from knowbase.knowledge.stores.sqlite.schema import MIGRATIONS
 from knowbase.knowledge.stores.sqlite.store import SQLiteStore, sqlite_location
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -15,20 +13,8 @@ import numpy as np
 
 from knowbase.errors import UserError
 from knowbase.knowledge.stores.base import DocumentWrite
+from knowbase.knowledge.stores.norms import norm_hash
 from knowbase.knowledge.types import Chunk, DocumentRow
-
-_SPACE = re.compile(r"\s+")
-_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
-
-
-def normalise(text: str) -> str:
-    """Text for near-duplicate detection: lowercase, punctuation dropped, spaces collapsed."""
-    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
-
-
-def norm_hash(text: str) -> str:
-    """sha1 hex of :func:`normalise` (chunks with equal hashes are near-duplicates)."""
-    return hashlib.sha1(normalise(text).encode()).hexdigest()
 
 
 class DocumentsMixin:
