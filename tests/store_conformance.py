@@ -14,15 +14,19 @@ and every test below runs against it: write/replace in one transaction, deletes,
 re-ingest, BM25 scores against a reference implementation of the formula, dense results
 against exact cosine, filters (pre-filter: ``k`` results whenever ``k`` match) against
 :meth:`SearchFilter.matches`, doc_freqs, meta, check, and concurrency (two processes
-writing one path end as one document; readers never see half a document).
+writing one path end as one document; readers never see half a document; a writer killed
+with SIGKILL leaves no partial document).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
@@ -333,3 +337,38 @@ class ChunkStoreTests:
         report = store.check()
         assert report.ok, report.problems
         assert report.documents == 2
+
+    def test_a_killed_writer_leaves_no_partial_document(self, store: ChunkStore, url: str) -> None:
+        store.write_document(*doc("/kb/seed.md", ["seed text"]))
+        script = textwrap.dedent(f"""
+            import sys
+            sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
+            from store_conformance import doc
+            from knowbase.config import Settings
+            from knowbase.knowledge.stores import locate
+            backend, loc = locate({url!r}, Settings.load())
+            st = backend.open(loc)
+            print("ready", flush=True)
+            i = 0
+            while True:  # big documents, one after another, until killed
+                st.write_document(*doc(f"/kb/big{{i % 3}}.md", [f"part {{j}} of version {{i}}" for j in range(400)]))
+                i += 1
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 60
+            while store.document("/kb/big1.md") is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)  # somewhere inside a write now
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        time.sleep(0.5)  # the server notices the dropped connection
+        for row in store.documents():
+            chunks = store.document_chunks(row.id)
+            if row.path.startswith("/kb/big"):
+                assert len(chunks) == 400 and len({c.text.split(" of ")[1] for c in chunks}) == 1
+        report = store.check()
+        assert report.ok, report.problems
+        assert report.chunks == report.vectors == 1 + 400 * (report.documents - 1)
