@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from knowbase.errors import UserError
+from knowbase.errors import StoreError, UserError
 from knowbase.knowledge.stores.base import DocumentWrite, StoreLocation
 from knowbase.knowledge.stores.norms import norm_hash
 from knowbase.knowledge.stores.postgresql.schema import vectors_ddl
@@ -25,6 +25,12 @@ _DOC_COLS = ("d.id, d.path, d.sha256, d.size, d.mtime, d.title, d.language, d.me
 def _text(value: str) -> str:
     """PostgreSQL text cannot hold NUL characters: they become U+FFFD."""
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _vector_text(vector: np.ndarray) -> str:
+    """pgvector's text form ``[x,y,...]`` of a float32 vector (shortest round-trip float32 digits)."""
+    return "[" + ",".join(np.format_float_positional(x, unique=True, trim="-")
+                          for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
 def _array(value: Any) -> np.ndarray:
@@ -130,19 +136,26 @@ class DocumentsMixin:
             raise UserError(f"vectors of different widths {sorted(dims)} in one write", path=self.location.url)
         if dims:
             self.ensure_vectors(dims.pop())
+        import psycopg
+
         now = time.time()
         ids: list[int] = []
-        with self.conn.transaction():
-            # the corpus row first: writers queue here, so statistics stay exact and no two deadlock
-            self.conn.execute("SELECT 1 FROM corpus WHERE id = 1 FOR UPDATE")
-            d_chunks = d_tokens = 0
-            for doc, chunks, toks, vecs in items:
-                doc_id, dc, dt = self._write_one(doc, chunks, toks, vecs, now)
-                ids.append(doc_id)
-                d_chunks += dc
-                d_tokens += dt
-            self.conn.execute("UPDATE corpus SET chunks = chunks + %s, tokens = tokens + %s, "
-                              "generation = generation + 1 WHERE id = 1", (d_chunks, d_tokens))
+        try:
+            with self.conn.transaction():
+                # the corpus row first: writers queue here, so statistics stay exact and no two deadlock
+                self.conn.execute("SELECT 1 FROM corpus WHERE id = 1 FOR UPDATE")
+                d_chunks = d_tokens = 0
+                for doc, chunks, toks, vecs in items:
+                    doc_id, dc, dt = self._write_one(doc, chunks, toks, vecs, now)
+                    ids.append(doc_id)
+                    d_chunks += dc
+                    d_tokens += dt
+                self.conn.execute("UPDATE corpus SET chunks = chunks + %s, tokens = tokens + %s, "
+                                  "generation = generation + 1 WHERE id = 1", (d_chunks, d_tokens))
+        except psycopg.Error as exc:  # rolled back: nothing of these documents was written
+            paths = ", ".join(d.path for d, *_ in items[:3]) + (" ..." if len(items) > 3 else "")
+            raise StoreError(f"writing {paths} to {self.location.url} failed: {str(exc).strip()}",
+                             path=self.location.url) from exc
         return ids
 
     def _write_one(self, doc: DocumentRow, chunks: Sequence[Chunk], bm25_tokens: Sequence[Sequence[str]],
@@ -161,22 +174,28 @@ class DocumentsMixin:
              Jsonb(meta, dumps=dumps), doc.kind, now, now)).fetchone()
         doc_id = int(row[0])
         old_n, old_len = self._delete_chunks(doc_id)
-        total = 0
+        if not chunks:
+            return doc_id, -old_n, -old_len
         with self.conn.cursor() as cur:
-            for i, (chunk, toks) in enumerate(zip(chunks, bm25_tokens)):
-                chunk_id = cur.execute(
-                    'INSERT INTO chunks (doc_id, idx, text, start, "end", section, page, tokens, norm, length) '
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                    (doc_id, i, _text(chunk.text), chunk.start, chunk.end, Jsonb([_text(s) for s in chunk.section]),
-                     chunk.page, chunk.tokens, norm_hash(chunk.text), len(toks))).fetchone()[0]
-                total += len(toks)
-                counts = Counter(_text(t) for t in toks)
-                if counts:
-                    cur.executemany("INSERT INTO postings (term, chunk_id, tf) VALUES (%s, %s, %s)",
-                                    [(t, chunk_id, n) for t, n in counts.items()])
-                cur.execute("INSERT INTO vectors (chunk_id, embedding) VALUES (%s, %s)",
-                            (chunk_id, np.ascontiguousarray(vectors[i], dtype=np.float32)))
-        return doc_id, len(chunks) - old_n, total - old_len
+            # one statement for the chunks, COPY for their postings and vectors
+            cur.execute(
+                'INSERT INTO chunks (doc_id, idx, text, start, "end", section, page, tokens, norm, length) '
+                "SELECT %s, i, t, s, e, sec::jsonb, p, n, h, l FROM unnest(%s::int[], %s::text[], %s::int[], %s::int[], "
+                "%s::text[], %s::int[], %s::int[], %s::text[], %s::int[]) AS u(i, t, s, e, sec, p, n, h, l) "
+                "RETURNING idx, id",
+                (doc_id, list(range(len(chunks))), [_text(c.text) for c in chunks], [c.start for c in chunks],
+                 [c.end for c in chunks], [json.dumps([_text(x) for x in c.section], ensure_ascii=False) for c in chunks],
+                 [c.page for c in chunks], [c.tokens for c in chunks], [norm_hash(c.text) for c in chunks],
+                 [len(t) for t in bm25_tokens]))
+            ids = dict(cur.fetchall())
+            with cur.copy("COPY postings (term, chunk_id, tf) FROM STDIN") as copy:
+                for i, toks in enumerate(bm25_tokens):
+                    for term, n in Counter(_text(t) for t in toks).items():
+                        copy.write_row((term, ids[i], n))
+            with cur.copy("COPY vectors (chunk_id, embedding) FROM STDIN") as copy:
+                for i in range(len(chunks)):
+                    copy.write_row((ids[i], _vector_text(vectors[i])))
+        return doc_id, len(chunks) - old_n, sum(len(t) for t in bm25_tokens) - old_len
 
     def _delete_chunks(self, doc_id: int) -> tuple[int, int]:
         """Delete a document's chunks (postings and vectors cascade); returns (chunks, BM25 tokens) removed."""
