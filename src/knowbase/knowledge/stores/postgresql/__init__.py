@@ -9,6 +9,7 @@ the user may). Registered in the ``knowbase.stores`` entry-point group as ``post
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING
 
 from knowbase.errors import KnowledgeBaseNotFoundError, UserError
@@ -57,7 +58,7 @@ class PostgreSQLBackend:
         """None: a server is listed through its URL (:meth:`names`), not found by itself."""
         return []
 
-    def names(self, url: str) -> list[str]:
+    def names(self, url: str) -> builtins.list[str]:
         """The knowledge bases in the database at ``url``."""
         conn = connect(url.split("#", 1)[0], readonly=True)
         try:

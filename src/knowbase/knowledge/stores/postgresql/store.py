@@ -110,7 +110,9 @@ class PostgreSQLStore(DocumentsMixin, SearchMixin):
 
     def counts(self) -> dict[str, int]:
         """documents, chunks, vectors, postings, and bytes (every table and index of the schema)."""
-        one = lambda sql: int(self.conn.execute(sql).fetchone()[0])  # noqa: E731
+        def one(sql: str) -> int:
+            return int(self.conn.execute(sql).fetchone()[0])
+
         size = one("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                    f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{self.schema}' "
                    "AND c.relkind = 'r'")
@@ -123,7 +125,9 @@ class PostgreSQLStore(DocumentsMixin, SearchMixin):
         chunks whose postings add up to their BM25 length), the corpus row matches the chunks,
         no duplicate or missing chunk positions."""
         problems: list[str] = []
-        rows = lambda sql: self.conn.execute(sql).fetchall()  # noqa: E731
+        def rows(sql: str) -> list[Any]:
+            return list(self.conn.execute(sql).fetchall())
+
         with self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             n_docs = rows("SELECT count(*) FROM documents")[0][0]
