@@ -131,3 +131,17 @@ def test_cli_create_ingest_search_ask_check_drop_by_url(pg: str, tmp_path: Path)
     assert run("kb", "drop", "team", "--store", pg, "--yes").exit_code == 0
     with pytest.raises(KnowledgeBaseNotFoundError):
         run("kb", "stats", url)
+
+
+def test_store_setting_makes_postgresql_the_default(pg: str, knowbase_home: Path) -> None:
+    knowbase_home.mkdir(parents=True, exist_ok=True)
+    (knowbase_home / "config.toml").write_text(f'store = "{pg}"\n', encoding="utf-8")
+    with KnowledgeBase.create("configured", embedder="fake:16") as kb:
+        assert kb.path == f"{pg}#configured"
+        kb.add_texts(["walrus facts"])
+    infos = [i for i in KnowledgeBase.list() if i.name == "configured"]
+    assert [(i.path, i.documents, i.chunks, i.embedder) for i in infos] == [(f"{pg}#configured", 1, 1, "fake:hash-16")]
+    with KnowledgeBase.open("configured") as kb:
+        assert kb.search("walrus", k=1, mode="bm25")[0].chunk.text == "walrus facts"
+    KnowledgeBase.drop("configured")
+    assert not [i for i in KnowledgeBase.list() if i.name == "configured"]

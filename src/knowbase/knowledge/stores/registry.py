@@ -10,7 +10,9 @@ Where a knowledge base lives (:func:`locate`):
 * ``docs`` (a name): SQLite at ``settings.kb_dir / "docs.db"``, as always;
 * ``./x.db``, ``/srv/kb/docs.db`` (a path): that SQLite file;
 * ``sqlite:////srv/kb/docs.db``, ``postgresql://me@db/kb#docs`` (a URL, the name after ``#``);
-* ``docs`` with ``store="postgresql://me@db/kb"``: the URL plus ``#docs``.
+* ``docs`` with ``store="postgresql://me@db/kb"``: the URL plus ``#docs``; ``store = "..."``
+  in ``config.toml`` makes that the default for bare names (``stores = [...]`` lists more
+  servers for ``knowbase kb list``).
 """
 
 from __future__ import annotations
@@ -79,12 +81,17 @@ def locate(name_or_url: str | os.PathLike[str], settings: Settings, *,
     Args:
         name_or_url: a name, a ``.db`` path, or a URL (``scheme://...#NAME``).
         settings: for the default SQLite folder.
-        store: a store URL to put the named knowledge base in (``postgresql://me@db/kb``).
+        store: a store URL to put the named knowledge base in (``postgresql://me@db/kb``);
+            default the ``store`` setting of ``config.toml``, else SQLite in ``settings.kb_dir``.
 
     Raises:
         UserError: a bad name, a URL without a name, or an unknown scheme.
     """
     text = os.fspath(name_or_url)
+    is_path = os.sep in text or text.endswith(".db") or bool(os.altsep and os.altsep in text)
+    if store and is_path and "://" not in text:
+        raise UserError(f"give a knowledge base name with --store, not the path {text!r}", field="name")
+    store = store or settings.extra.get("store") or None
     if "://" in text:
         scheme = text.split("://", 1)[0]
         name = text.split("#", 1)[1] if "#" in text else ""
@@ -94,13 +101,13 @@ def locate(name_or_url: str | os.PathLike[str], settings: Settings, *,
             raise UserError(f"store URL {text!r} names no knowledge base: add #NAME", field="store")
         backend = get_backend(scheme)
         return backend, backend.locate(name, text, settings)
-    if store:
-        if os.sep in text or text.endswith(".db"):
-            raise UserError(f"give a knowledge base name with --store, not the path {text!r}", field="name")
+    if store and not is_path:
+        if not isinstance(store, str):
+            raise UserError(f"the store setting must be a URL, not {store!r}", field="store")
         backend = get_backend(store.split("://", 1)[0] if "://" in store else store)
         return backend, backend.locate(check_name(text), store if "://" in store else f"{store}://", settings)
     backend = get_backend("sqlite")
-    if os.sep in text or text.endswith(".db") or (os.altsep and os.altsep in text):
+    if is_path:
         return backend, backend.locate(os.path.splitext(os.path.basename(text))[0],
                                        f"sqlite:///{os.path.expanduser(text)}", settings)
     return backend, backend.locate(check_name(text), "sqlite://", settings)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING
 
-from knowbase.errors import KnowledgeBaseNotFoundError, UserError
+from knowbase.errors import KnowledgeBaseNotFoundError, StoreError, UserError
 from knowbase.knowledge.stores.base import StoreLocation
 from knowbase.knowledge.stores.postgresql.store import PostgreSQLStore, connect, quote, schema_name
 
@@ -55,8 +55,16 @@ class PostgreSQLBackend:
         return PostgreSQLStore(location, create=create, readonly=readonly)
 
     def list(self, settings: Settings) -> list[StoreLocation]:
-        """None: a server is listed through its URL (:meth:`names`), not found by itself."""
-        return []
+        """The knowledge bases of the PostgreSQL URLs in the ``store`` and ``stores`` settings
+        (``config.toml``); a server that cannot be reached is left out."""
+        urls = [settings.extra.get("store"), *(settings.extra.get("stores") or [])]
+        out: list[StoreLocation] = []
+        for url in dict.fromkeys(u for u in urls if isinstance(u, str) and u.split("://")[0] in ("postgresql", "postgres")):
+            try:
+                out.extend(self.locate(name, url, settings) for name in self.names(url))
+            except (StoreError, UserError):
+                continue
+        return out
 
     def names(self, url: str) -> builtins.list[str]:
         """The knowledge bases in the database at ``url``."""
