@@ -47,9 +47,13 @@ scored AS (
 
 
 def ef_search(k: int, selectivity: float = 1.0) -> int:
-    """``hnsw.ef_search`` for a top-``k`` query: at least 40 (pgvector's default) and 2k, divided
-    by the share of chunks a filter keeps (0 < selectivity <= 1), at most 1000."""
-    want = max(40, 2 * k) / max(selectivity, 1e-9)
+    """``hnsw.ef_search`` for a top-``k`` query: 10k and at least 100, divided by the share of
+    chunks a filter keeps (0 < selectivity <= 1), at most 1000 (pgvector's limit).
+
+    pgvector's default (40) and 2k gave recall@10 0.571 at 100k chunks of near-duplicate
+    pages (``benches/store_scale.py``, 32 noisy copies of each chunk), where the SQLite
+    index found all of the exact top 10."""
+    want = max(100, 10 * k) / max(selectivity, 1e-9)
     return int(min(MAX_EF_SEARCH, math.ceil(want)))
 
 
