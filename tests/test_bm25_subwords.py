@@ -32,10 +32,14 @@ def _names(hits: list) -> list[str]:
 
 
 def _both_paths(kb: KnowledgeBase, query: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """BM25 through the memory-mapped index and through FTS5 in SQL (a filter forces it)."""
+    """BM25 through the memory-mapped index and through FTS5's own bm25() over the stored rows."""
+    from knowbase.knowledge.bm25 import fts_query
+
     toks = query_tokens(query)
     index = kb.store.bm25_search(toks, 10)
-    sql = kb.store.bm25_search(toks, 10, path_glob="*")
+    sql = [(int(r), float(s)) for r, s in kb.store.conn.execute(
+        "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts), rowid "
+        "LIMIT 10", (fts_query(toks),))]
     return index, sql
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from knowbase.errors import NotAKnowbaseFileError, StoreError
@@ -97,22 +98,49 @@ def require_knowbase_file(path: Path, *, expected: str, migration: str, tables: 
                                 path=str(path), expected=expected, reason=reason)
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[str, str]]) -> list[str]:
+def migrate(conn: Any, migrations: Sequence[tuple[str, str | Callable[[Any], None]]]) -> list[str]:
     """Apply the named migrations not yet applied, each in its own transaction.
 
-    Returns the names applied now. Works for any stdlib-sqlite3 connection (the memory
-    and response-cache stores use it too).
+    A migration is ``(name, sql)`` or ``(name, function(conn))`` for steps SQL cannot say.
+    Works for stdlib-sqlite3 connections (the memory and response-cache stores) and for
+    ``apsw`` connections (knowledge bases, which load the sqlite-vec extension). With apsw,
+    each step runs under ``BEGIN IMMEDIATE`` and the applied names are read again inside
+    it, so processes opening one file at once apply each step exactly once.
+
+    Returns the names applied now.
     """
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
     done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
     applied = []
-    for name, sql in migrations:
+    for name, step in migrations:
         if name in done:
             continue
-        with conn:
-            conn.executescript("BEGIN;" + sql + f";INSERT INTO _migrations VALUES ('{name}', {time.time()});COMMIT;")
+        if isinstance(conn, sqlite3.Connection) and isinstance(step, str):
+            with conn:
+                conn.executescript("BEGIN;" + step + f";INSERT INTO _migrations VALUES ('{name}', {time.time()});COMMIT;")
+        elif not _apply_locked(conn, name, step):
+            continue
         applied.append(name)
     return applied
+
+
+def _apply_locked(conn: Any, name: str, step: str | Callable[[Any], None]) -> bool:
+    """One migration under ``BEGIN IMMEDIATE``; False when another process applied it first."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if list(conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,))):
+            conn.execute("ROLLBACK")
+            return False
+        if callable(step):
+            step(conn)
+        else:
+            conn.execute(step)  # apsw runs every statement of a script
+        conn.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return True
 
 
 def connect(path: Path, migrations: Sequence[tuple[str, str]], *, expected: str = "store") -> sqlite3.Connection:

@@ -39,7 +39,7 @@ def source_lines(numbered: Any) -> list[str]:
 
 
 def print_stream(base: Any, question: str, *, model: str | None, k: int, extractive: bool,
-                 echo: Any = None, verify: bool = True) -> Any:
+                 echo: Any = None, verify: bool = True, filter_: str | None = None) -> Any:
     """Run one question through ``base.ask_stream`` and print it as it happens; returns the Answer.
 
     What is held back and when (the model's "NOT FOUND") is decided by
@@ -50,7 +50,8 @@ def print_stream(base: Any, question: str, *, model: str | None, k: int, extract
     from knowbase.knowledge.stream import ClientStream
 
     echo = echo or safe_echo
-    stream = ClientStream(base.ask_stream(question, model=model, k=k, extractive=extractive, verify=verify))
+    stream = ClientStream(base.ask_stream(question, model=model, k=k, extractive=extractive, verify=verify,
+                                          filter=filter_))
     streaming = False
     for event in stream:
         if event.kind == "sources":
@@ -110,12 +111,14 @@ def answer_json(answer: Any) -> dict[str, Any]:
 @click.option("--model", "-m", default=None, help="Chat model string (default: the configured one, embedded Qwen).")
 @click.option("-k", "k", type=click.IntRange(1, 20), default=4, show_default=True, help="Passages given to the model.")
 @click.option("--extractive", is_flag=True, help="No model: answer with the best supporting sentences.")
+@click.option("--filter", "filter_", default=None,
+              help="Only documents matching this filter, e.g. 'team=infra and year>=2023' (see kb search --help).")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @click.option("--no-verify", is_flag=True,
               help="Do not check the answer's sentences against the passages they cite (kept as the model wrote them).")
 @click.pass_context
 def ask(ctx: click.Context, name: str, question: str | None, model: str | None, k: int, extractive: bool,
-        as_json: bool, no_verify: bool) -> None:
+        filter_: str | None, as_json: bool, no_verify: bool) -> None:
     """Answer QUESTION from knowledge base NAME, citing its sources.
 
     Without QUESTION on a terminal: ask questions one after another (empty line to stop).
@@ -138,17 +141,18 @@ def ask(ctx: click.Context, name: str, question: str | None, model: str | None, 
                 if not question:
                     raise click.UsageError("no QUESTION given")
             else:
-                _interactive(base, model=model, k=k, extractive=extractive, verify=not no_verify)
+                _interactive(base, model=model, k=k, extractive=extractive, verify=not no_verify, filter_=filter_)
                 return
         if as_json:
             safe_echo(json.dumps(answer_json(base.ask(question, model=model, k=k, extractive=extractive,
-                                                      verify=not no_verify)),
+                                                      verify=not no_verify, filter=filter_)),
                                   ensure_ascii=False, indent=2))
             return
-        print_stream(base, question, model=model, k=k, extractive=extractive, verify=not no_verify)
+        print_stream(base, question, model=model, k=k, extractive=extractive, verify=not no_verify, filter_=filter_)
 
 
-def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, verify: bool = True) -> None:
+def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, verify: bool = True,
+                 filter_: str | None = None) -> None:
     from knowbase.errors import EmptyQueryError
 
     safe_echo(f"Asking {base.name}. Empty line or Ctrl-D to stop.")
@@ -161,7 +165,8 @@ def _interactive(base: Any, *, model: str | None, k: int, extractive: bool, veri
         if not question.strip():
             return
         try:
-            print_stream(base, question.strip(), model=model, k=k, extractive=extractive, verify=verify)
+            print_stream(base, question.strip(), model=model, k=k, extractive=extractive, verify=verify,
+                         filter_=filter_)
         except EmptyQueryError as exc:  # "?" on its own: say so and ask again
             safe_echo(f"Error: {exc}", err=True)
         safe_echo("")

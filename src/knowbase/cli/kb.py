@@ -46,15 +46,20 @@ def kb() -> None:
     """Knowledge bases: your documents, indexed for search and cited answers."""
 
 
+_STORE_HELP = ("Store URL, e.g. sqlite:////srv/kb/NAME.db (default: SQLite in the knowbase folder); other "
+               "schemes come from store backends (the knowbase.stores entry points).")
+
+
 @kb.command("create")
 @click.argument("name")
 @click.option("--embedder", "embedder", default=None, help="Embedding model string (default: the configured one).")
+@click.option("--store", "store", default=None, help=_STORE_HELP)
 @click.pass_context
-def create(ctx: click.Context, name: str, embedder: str | None) -> None:
-    """Create an empty knowledge base NAME."""
+def create(ctx: click.Context, name: str, embedder: str | None, store: str | None) -> None:
+    """Create an empty knowledge base NAME (a name, or a store URL ending in #NAME)."""
     from knowbase.knowledge.base import KnowledgeBase
 
-    with KnowledgeBase.create(name, embedder=embedder, settings=settings_from(ctx)) as base:
+    with KnowledgeBase.create(name, embedder=embedder, settings=settings_from(ctx), store=store) as base:
         echo(f"created {base.name} ({base.embedder_spec}) at {base.path}")
 
 
@@ -63,6 +68,8 @@ def create(ctx: click.Context, name: str, embedder: str | None) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--prune", is_flag=True, help="Remove documents whose files are gone.")
 @click.option("--no-recursive", is_flag=True, help="Do not walk sub-folders.")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="Metadata stored with every document of this ingest, for --filter (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--encoding", default=None, metavar="ENC",
               help="Encoding of the text files (e.g. cp1252, gb18030); no detection.")
@@ -72,7 +79,8 @@ def create(ctx: click.Context, name: str, embedder: str | None) -> None:
               help="Follow symbolic links that lead outside the folders given (skipped by default).")
 @click.pass_context
 def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, no_recursive: bool,
-           as_json: bool, encoding: str | None, pdf_password: str | None, follow_links: bool) -> None:
+           meta: tuple[str, ...], as_json: bool, encoding: str | None, pdf_password: str | None,
+           follow_links: bool) -> None:
     """Add or update the files, folders or globs PATHS in NAME (unchanged files are skipped).
 
     Symbolic links leading outside a folder given are skipped (listed with the reason)
@@ -81,12 +89,15 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
     """
     import codecs
 
+    from knowbase.knowledge.ingest import parse_metadata_items
+
     if encoding:
         try:
             codecs.lookup(encoding)
         except LookupError as exc:
             raise click.BadParameter(f"unknown encoding {encoding!r}", param_hint="--encoding") from exc
-    options = {"encoding": encoding, "pdf_password": pdf_password, "follow_links": follow_links}
+    metadata = parse_metadata_items(meta)
+    options = {"encoding": encoding, "pdf_password": pdf_password, "follow_links": follow_links, "metadata": metadata}
     with _open(ctx, name) as base:
         if sys.stderr.isatty() and not as_json:
             report = _ingest_with_bar(base, paths, prune, not no_recursive, options)
@@ -231,14 +242,15 @@ def remove(ctx: click.Context, name: str, doc: str) -> None:
 @kb.command("drop")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--store", "store", default=None, help=_STORE_HELP)
 @click.pass_context
-def drop(ctx: click.Context, name: str, yes: bool) -> None:
+def drop(ctx: click.Context, name: str, yes: bool, store: str | None) -> None:
     """Delete knowledge base NAME and its file."""
     from knowbase.knowledge.base import KnowledgeBase
 
     if not yes:
         click.confirm(f"Delete knowledge base {name!r} and all its data?", abort=True)
-    path = KnowledgeBase.drop(name, settings_from(ctx))
+    path = KnowledgeBase.drop(name, settings_from(ctx), store=store)
     echo(f"dropped {name} ({path})")
 
 
@@ -266,7 +278,9 @@ def check(ctx: click.Context, name: str) -> None:
 @click.argument("query")
 @click.option("--mode", type=click.Choice(["bm25", "dense", "hybrid"]), default="hybrid", show_default=True)
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
-@click.option("--filter", "filter_", default=None, help="Document filter, e.g. path=*/pods/* or language=zh.")
+@click.option("--filter", "filter_", default=None,
+              help="Document filter, e.g. 'team=infra and year>=2023', 'type in (md, pdf)', path=*/pods/*, "
+                   "language=zh (fields: path, type, language, kind, title, size, mtime, ingested, added, metadata keys).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def search(ctx: click.Context, name: str, query: str, mode: str, k: int, filter_: str | None, as_json: bool) -> None:

@@ -11,16 +11,17 @@ Example::
     answer = kb.ask("How do I reset my password?", model="fake:It is on the login page [1].")
     print(answer.text, [c.label() for c in answer.citations])
 
-One SQLite file per knowledge base at ``settings.kb_dir / f"{name}.db"`` (see
-:mod:`knowbase.knowledge.store`). The embedder's model string and width are recorded in
-the file; opening it with another embedder raises :class:`EmbedderMismatchError`.
+A knowledge base lives in a chunk store chosen by URL (:mod:`knowbase.knowledge.stores`):
+by default one SQLite file at ``settings.kb_dir / f"{name}.db"``; ``store=`` (``kb create NAME
+--store URL``) puts it elsewhere, and ``KnowledgeBase.open("scheme://...#NAME")`` opens it.
+The embedder's model string and width are recorded in the store; opening it with another
+embedder raises :class:`EmbedderMismatchError`.
 """
 
 from __future__ import annotations
 
 import builtins
 import os
-import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,44 +38,28 @@ from knowbase.errors import (
 )
 from knowbase.knowledge.answer import AbstainPolicy, Answerer, AskEvent
 from knowbase.knowledge.ingest import Ingestor, IngestReport, ProgressFn, add_texts
-from knowbase.knowledge.retriever import Retriever, SearchFilter, Weights
-from knowbase.knowledge.store import KB_TABLES, MIGRATIONS, CheckReport, DocumentRow, KBStore
-from knowbase.knowledge.types import Answer, Chunk, ScoredChunk
-from knowbase.storage import require_knowbase_file
+from knowbase.knowledge.retriever import Retriever, Weights
+from knowbase.knowledge.stores.filters import SearchFilter
+from knowbase.knowledge.stores.registry import get_backend, locate, store_backends
+from knowbase.knowledge.types import Answer, CheckReport, Chunk, DocumentRow, ScoredChunk
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.rerank import Reranker
+    from knowbase.knowledge.stores.base import ChunkStore
     from knowbase.models.base import ChatModel, Embedder
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass(frozen=True, slots=True)
 class KBInfo:
-    """One knowledge base as listed by :meth:`KnowledgeBase.list`."""
+    """One knowledge base as listed by :meth:`KnowledgeBase.list` (``path``: the file, or the URL
+    of a server store)."""
 
     name: str
-    path: Path
+    path: Path | str
     embedder: str
     documents: int
     chunks: int
     bytes: int
-
-
-def _is_path(name_or_path: str | os.PathLike[str]) -> bool:
-    """True when the argument is a file path rather than a name in ``kb_dir``."""
-    text = os.fspath(name_or_path)
-    return os.sep in text or text.endswith(".db") or bool(os.altsep and os.altsep in text)
-
-
-def _path_for(name_or_path: str | os.PathLike[str], settings: Settings) -> tuple[str, Path]:
-    text = os.fspath(name_or_path)
-    if _is_path(text):
-        path = Path(text).expanduser()
-        return path.stem, path
-    if not _NAME.match(text):
-        raise UserError(f"invalid knowledge base name {text!r}: use letters, digits, '-', '_' or '.'", field="name")
-    return text, settings.kb_dir / f"{text}.db"
 
 
 def _embedder_spec(embedder: Embedder) -> str:
@@ -82,21 +67,22 @@ def _embedder_spec(embedder: Embedder) -> str:
 
 
 class KnowledgeBase:
-    """A knowledge base: documents, chunks, a BM25 index and vectors in one SQLite file.
+    """A knowledge base: documents, chunks, a BM25 index and vectors in a chunk store.
 
     Build with :meth:`create` or :meth:`open`; close with :meth:`close` (or ``with``).
 
     Attributes:
-        name: the knowledge base name (file stem).
-        path: the SQLite file.
+        name: the knowledge base name.
+        store: its :class:`~knowbase.knowledge.stores.base.ChunkStore`.
+        path: the SQLite file, or the store URL of a server store.
         settings: the settings it was opened with.
     """
 
-    def __init__(self, store: KBStore, *, name: str, settings: Settings, embedder: Embedder | None = None,
+    def __init__(self, store: ChunkStore, *, name: str, settings: Settings, embedder: Embedder | None = None,
                  reranker: Reranker | None = None) -> None:
         self.store = store
         self.name = name
-        self.path = store.path
+        self.path: Path | str = store.location.path or store.location.url
         self.settings = settings
         self._embedder = embedder
         self._models: dict[str, ChatModel] = {}
@@ -130,63 +116,71 @@ class KnowledgeBase:
     # --- lifecycle -------------------------------------------------------------------
     @classmethod
     def create(cls, name: str, *, embedder: str | Embedder | None = None, settings: Settings | None = None,
-               exist_ok: bool = False) -> KnowledgeBase:
-        """Create a knowledge base (a new SQLite file) bound to an embedder.
+               exist_ok: bool = False, store: str | None = None) -> KnowledgeBase:
+        """Create a knowledge base bound to an embedder.
 
         Args:
-            name: letters, digits, ``-``, ``_``, ``.``; or a path ending in ``.db``.
+            name: letters, digits, ``-``, ``_``, ``.``; or a path ending in ``.db``; or a
+                store URL ending in ``#NAME``.
             embedder: a model string (default: the configured embedder) or an Embedder.
             settings: default :meth:`Settings.load`.
             exist_ok: open an existing one instead of failing (its embedder must match).
+            store: the store URL to create it in (e.g. ``sqlite:////srv/kb/NAME.db``; a
+                backend of the ``knowbase.stores`` entry-point group); default SQLite in
+                ``settings.kb_dir``.
 
         Raises:
             KnowledgeBaseExistsError: it exists and ``exist_ok`` is false.
             EmbedderMismatchError: ``exist_ok`` and it was built with another embedder.
+            UserError: a bad name or store URL.
         """
         settings = settings or Settings.load()
-        kb_name, path = _path_for(name, settings)
-        if path.exists():
+        backend, loc = locate(name, settings, store=store)
+        where = loc.path or loc.url
+        if backend.exists(loc):
             if not exist_ok:
-                raise KnowledgeBaseExistsError(f"knowledge base {kb_name!r} already exists at {path}",
-                                               name=kb_name, path=str(path))
-            return cls.open(path, settings=settings, embedder=embedder)
+                raise KnowledgeBaseExistsError(f"knowledge base {loc.name!r} already exists at {where}",
+                                               name=loc.name, path=str(where))
+            return cls.open(loc.url, settings=settings, embedder=embedder)
         emb_obj, spec = cls._resolve_embedder(embedder, settings)
-        store = KBStore(path, create=True)
-        meta = store.meta()
+        chunk_store = backend.open(loc, create=True)
+        meta = chunk_store.meta()
         if meta.get("embedder") and meta["embedder"] != spec:  # created concurrently by someone else
-            store.close()
-            raise EmbedderMismatchError(f"{path} was created with embedder {meta['embedder']!r}, not {spec!r}",
-                                        expected=meta["embedder"], actual=spec, path=str(path))
-        store.set_meta(embedder=spec, name=kb_name)
-        return cls(store, name=kb_name, settings=settings, embedder=emb_obj)
+            chunk_store.close()
+            raise EmbedderMismatchError(f"{where} was created with embedder {meta['embedder']!r}, not {spec!r}",
+                                        expected=meta["embedder"], actual=spec, path=str(where))
+        chunk_store.set_meta(embedder=spec, name=loc.name)
+        return cls(chunk_store, name=loc.name, settings=settings, embedder=emb_obj)
 
     @classmethod
     def open(cls, name_or_path: str | os.PathLike[str], *, settings: Settings | None = None,
-             embedder: str | Embedder | None = None) -> KnowledgeBase:
-        """Open an existing knowledge base by name (in ``settings.kb_dir``) or path.
+             embedder: str | Embedder | None = None, store: str | None = None) -> KnowledgeBase:
+        """Open an existing knowledge base by name (in ``settings.kb_dir``, or in ``store``),
+        path, or store URL (``postgresql://me@db/kb#NAME``).
 
         Args:
             embedder: check it against the recorded one (and use it); default: load the
                 recorded model string when first needed.
+            store: the store URL holding the named knowledge base.
 
         Raises:
             KnowledgeBaseNotFoundError: no such knowledge base.
             EmbedderMismatchError: ``embedder`` differs from the recorded one.
             NotAKnowbaseFileError: the file is not a knowledge base (it is left untouched).
-            StoreError: the file is damaged.
+            StoreError: the store is damaged.
         """
         settings = settings or Settings.load()
-        kb_name, path = _path_for(name_or_path, settings)
-        if not path.exists():
+        backend, loc = locate(name_or_path, settings, store=store)
+        if not backend.exists(loc):
             raise KnowledgeBaseNotFoundError(
-                f"no knowledge base {kb_name!r} (looked for {path}); create it with: knowbase kb create {kb_name}",
-                name=kb_name, path=str(path))
-        store = KBStore(path)
+                f"no knowledge base {loc.name!r} (looked for {loc.path or loc.url}); create it with: "
+                f"knowbase kb create {loc.name}", name=loc.name, path=str(loc.path or loc.url))
+        chunk_store = backend.open(loc)
         try:
             emb_obj = cls._resolve_embedder(embedder, settings)[0] if embedder is not None else None
-            return cls(store, name=kb_name, settings=settings, embedder=emb_obj)
+            return cls(chunk_store, name=loc.name, settings=settings, embedder=emb_obj)
         except BaseException:
-            store.close()
+            chunk_store.close()
             raise
 
     @staticmethod
@@ -201,28 +195,35 @@ class KnowledgeBase:
 
     @classmethod
     def list(cls, settings: Settings | None = None) -> list[KBInfo]:
-        """Every knowledge base in ``settings.kb_dir``, by name."""
+        """Every knowledge base the store backends find (SQLite: the files in ``settings.kb_dir``), by name."""
         settings = settings or Settings.load()
         out = []
-        for path in sorted(settings.kb_dir.glob("*.db")):
-            try:
-                store = KBStore(path, readonly=True)
-            except Exception:  # not a knowledge base: list it as unreadable rather than fail
-                out.append(KBInfo(path.stem, path, "?", 0, 0, path.stat().st_size))
-                continue
-            try:
-                c = store.counts()
-                out.append(KBInfo(path.stem, path, store.meta().get("embedder", "?"), c["documents"], c["chunks"],
-                                  c["bytes"]))
-            except Exception:
-                out.append(KBInfo(path.stem, path, "?", 0, 0, path.stat().st_size))
-            finally:
-                store.close()
-        return out
+        for scheme in store_backends():
+            for loc in get_backend(scheme).list(settings):
+                out.append(cls._info(scheme, loc, settings))
+        return sorted(out, key=lambda i: (i.name, str(i.path)))
+
+    @staticmethod
+    def _info(scheme: str, loc: Any, settings: Settings) -> KBInfo:
+        where = loc.path or loc.url
+        size = loc.path.stat().st_size if loc.path is not None and loc.path.exists() else 0
+        try:
+            chunk_store = get_backend(scheme).open(loc, readonly=True)
+        except Exception:  # not a knowledge base: list it as unreadable rather than fail
+            return KBInfo(loc.name, where, "?", 0, 0, size)
+        try:
+            c = chunk_store.counts()
+            return KBInfo(loc.name, where, chunk_store.meta().get("embedder", "?"), c["documents"], c["chunks"],
+                          c["bytes"])
+        except Exception:
+            return KBInfo(loc.name, where, "?", 0, 0, size)
+        finally:
+            chunk_store.close()
 
     @classmethod
-    def drop(cls, name: str, settings: Settings | None = None) -> Path:
-        """Delete a knowledge base file (and its WAL files and search index). Returns the path removed.
+    def drop(cls, name: str, settings: Settings | None = None, *, store: str | None = None) -> Path | str:
+        """Delete a knowledge base (a SQLite file with its WAL files and search index). Returns
+        the path (or store URL) removed.
 
         Only a knowledge base is deleted: a SQLite file whose ``_migrations`` records
         ``m001_core`` and that holds the ``meta``, ``documents`` and ``chunks`` tables; a
@@ -233,17 +234,17 @@ class KnowledgeBase:
             NotAKnowbaseFileError: the path is not a knowledge base (nothing is deleted).
         """
         settings = settings or Settings.load()
-        kb_name, path = _path_for(name, settings)
-        if not path.exists() and not path.is_symlink():
-            raise KnowledgeBaseNotFoundError(f"no knowledge base {kb_name!r} at {path}", name=kb_name, path=str(path))
-        if not _is_path(name) and path.resolve().parent != settings.kb_dir.resolve():
-            raise NotAKnowbaseFileError(f"{path} is not a knowbase knowledge base: it resolves outside "
-                                        f"{settings.kb_dir}; nothing was changed", path=str(path),
+        backend, loc = locate(name, settings, store=store)
+        text = os.fspath(name)
+        named = "://" not in text and os.sep not in text and not text.endswith(".db") and not (
+            os.altsep and os.altsep in text)
+        if (named and loc.path is not None and (loc.path.exists() or loc.path.is_symlink())
+                and loc.path.resolve().parent != settings.kb_dir.resolve()):
+            raise NotAKnowbaseFileError(f"{loc.path} is not a knowbase knowledge base: it resolves outside "
+                                        f"{settings.kb_dir}; nothing was changed", path=str(loc.path),
                                         expected="knowledge base", reason="outside the knowledge-base folder")
-        require_knowbase_file(path, expected="knowledge base", migration=MIGRATIONS[0][0], tables=KB_TABLES)
-        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}.index")):
-            p.unlink(missing_ok=True)
-        return path
+        backend.drop(loc)
+        return loc.path or loc.url
 
     def close(self) -> None:
         """Close the file (the object cannot be used afterwards)."""
@@ -298,7 +299,7 @@ class KnowledgeBase:
     def ingest(self, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *, prune: bool = False,
                progress: ProgressFn | None = None, recursive: bool = True, encoding: str | None = None,
                pdf_password: str | None = None, pdf_passwords: Mapping[str, str] | None = None,
-               follow_links: bool = False) -> IngestReport:
+               follow_links: bool = False, metadata: dict[str, Any] | None = None) -> IngestReport:
         """Ingest files, folders and globs incrementally (see :mod:`knowbase.knowledge.ingest`).
 
         Args:
@@ -312,6 +313,8 @@ class KnowledgeBase:
             pdf_passwords: ``{path or file name: password}`` for particular PDFs.
             follow_links: follow symbolic links leading outside the folders being ingested
                 (by default they are listed in ``report.ignored``).
+            metadata: stored with every document ingested now (``{"team": "infra"}``), for
+                search filters; over the loaders' keys.
 
         Per-file limits come from ``settings.file_limits``.
 
@@ -321,6 +324,7 @@ class KnowledgeBase:
 
         Raises:
             ConfigError: ``encoding`` is not a codec name.
+            UserError: bad ``metadata`` (see :func:`knowbase.knowledge.ingest.check_metadata`).
         """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -330,12 +334,13 @@ class KnowledgeBase:
         options = LoadOptions(limits=self.settings.file_limits, encoding=encoding, pdf_password=pdf_password,
                               pdf_passwords=dict(pdf_passwords or {}))
         with span("kb.ingest", kind="kb", store=self._tracer(), kb=self.name) as sp:
-            report = Ingestor(self.store, self.embedder(), options=options, follow_links=follow_links).run(
+            report = Ingestor(self.store, self.embedder(), options=options, follow_links=follow_links,
+                              metadata=metadata).run(
                 paths, prune=prune, progress=progress, recursive=recursive)
             sp.set(added=len(report.added), updated=len(report.updated), skipped=len(report.skipped),
                    removed=len(report.removed), failed=len(report.failed), chunks=report.chunks)
             if report.added or report.updated or report.removed:
-                self.store.prepare_index()  # the first query after an ingest should not wait for the index
+                self.store.prepare()  # the first query after an ingest should not wait for the index
         return report
 
     def add_texts(self, texts: Sequence[str], *, metadatas: Sequence[dict] | None = None,
@@ -368,7 +373,11 @@ class KnowledgeBase:
     # --- reading ---------------------------------------------------------------------
     def search(self, query: str, *, k: int = 5, mode: str = "hybrid", filter: SearchFilter | dict | str | None = None,
                weights: Weights | None = None, reranker: Reranker | None = None) -> builtins.list[ScoredChunk]:
-        """The ``k`` best chunks for ``query`` (see :meth:`Retriever.search`)."""
+        """The ``k`` best chunks for ``query`` (see :meth:`Retriever.search`).
+
+        ``filter``: a :class:`SearchFilter`, its text (``"team=infra and year>=2023"``, see
+        :mod:`knowbase.knowledge.stores.filters`) or a dict (``{"team": "infra"}``).
+        """
         return self.retriever.search(query, k=k, mode=mode, filter=filter, weights=weights, reranker=reranker)
 
     def _answerer(self, model: str | ChatModel | None, filter: Any, mode: str, verify: bool = True) -> Answerer:
@@ -428,8 +437,8 @@ class KnowledgeBase:
         return self.store.document_chunks(self._find(doc).id)
 
     def stats(self) -> dict[str, Any]:
-        """Counts and facts: name, path, embedder, dim, documents, chunks, fts_rows, vectors,
-        bytes (file + WAL), bytes_per_1000_chunks, languages (documents per language)."""
+        """Counts and facts: name, path, embedder, dim, the store's counts (documents, chunks,
+        vectors, bytes; SQLite adds fts_rows), bytes_per_1000_chunks, languages (documents per language)."""
         c = self.store.counts()
         langs: dict[str, int] = {}
         for row in self.store.documents():
@@ -439,5 +448,5 @@ class KnowledgeBase:
                 "languages": langs}
 
     def check(self) -> CheckReport:
-        """Integrity check (see :meth:`KBStore.check`); ``report.ok`` is True when sound."""
+        """Integrity check (see :meth:`ChunkStore.check`); ``report.ok`` is True when sound."""
         return self.store.check()

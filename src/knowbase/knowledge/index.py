@@ -21,7 +21,10 @@ in one file beside it (``<kb>.db.index``), so that a query costs a few milliseco
   ``np.einsum`` (no float copy of the int8 rows, no BLAS threads: OpenBLAS's two threads
   made a 6,000 x 384 product ten times slower on two busy cores).
 
-Staleness: every write transaction of :class:`~knowbase.knowledge.store.KBStore` bumps
+Filters: both searches take ``allowed`` (the chunk ids of the documents a filter matches) and
+score only those rows, so a filtered search still returns ``k`` results when ``k`` exist.
+
+Staleness: every write transaction of :class:`~knowbase.knowledge.stores.sqlite.SQLiteStore` bumps
 ``meta.generation``. The index records the generation it was built from; when they differ
 it is refreshed incrementally (chunks compared by ``(id, norm)``: removed rows dropped,
 new rows tokenised and added) inside one read transaction, then saved atomically (a
@@ -305,13 +308,31 @@ class SearchIndex:
     def generation(self) -> int:
         return self.data.generation
 
-    def bm25(self, tokens: Sequence[str], k: int, *, distinct: bool = False) -> list[tuple[int, float]]:
+    def _rows(self, allowed: np.ndarray, distinct: bool) -> np.ndarray:
+        """Rows (ascending) of the chunk ids ``allowed`` that the index holds; with ``distinct``
+        only the first (lowest chunk id) of each near-duplicate group among them."""
+        ids = self.data.ids
+        allowed = np.asarray(allowed, dtype=np.int64)
+        pos = np.searchsorted(ids, allowed)
+        ok = pos < len(ids)
+        ok[ok] = ids[pos[ok]] == allowed[ok]
+        rows = np.unique(pos[ok])
+        if distinct and len(rows):
+            _, first = np.unique(self.data.norms[rows], return_index=True)
+            rows = rows[np.sort(first)]
+        return rows
+
+    def bm25(self, tokens: Sequence[str], k: int, *, distinct: bool = False,
+             allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """BM25 top ``k`` for the distinct ``tokens`` (any of them matches), FTS5's scores.
 
         Args:
             tokens: query tokens (duplicates ignored, as in an FTS5 OR query).
             k: most results.
-            distinct: one chunk per near-duplicate key (the lowest chunk id of each group).
+            distinct: one chunk per near-duplicate key (the lowest chunk id of each group,
+                among the ``allowed`` ones when given).
+            allowed: int64 chunk ids (ascending) that may be returned (a pre-filter); None: all.
+                Corpus statistics stay those of the whole index, as in FTS5.
 
         Returns:
             list of (chunk_id, score), best first; ties by ascending chunk id.
@@ -338,7 +359,11 @@ class SearchIndex:
             return []
         rows = np.concatenate(rows_l)
         scores = np.bincount(rows, weights=np.concatenate(w_l), minlength=self.n).astype(np.float64, copy=False)
-        if distinct and len(self._dups):
+        if allowed is not None:
+            keep = np.zeros(self.n, dtype=np.float64)
+            keep[self._rows(allowed, distinct)] = 1.0
+            scores *= keep
+        elif distinct and len(self._dups):
             scores *= self._keep
         return self._top(scores, k)
 
@@ -352,7 +377,8 @@ class SearchIndex:
         return [(int(self.data.ids[nz[i]]), float(scores[nz[i]])) for i in order]
 
     def dense(self, vector: np.ndarray, k: int, *, vectors: Callable[[list[int]], np.ndarray],
-              distinct: bool = False, candidates: int = 6000, rescore: int = 100) -> list[tuple[int, float]]:
+              distinct: bool = False, candidates: int = 6000, rescore: int = 100,
+              allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Approximate cosine top ``k``: Hamming scan, int8 rescoring, exact float32 rescoring.
 
         Args:
@@ -363,10 +389,12 @@ class SearchIndex:
             candidates: rows kept from the Hamming scan (all rows when the index is smaller)
                 and rescored with int8 vectors.
             rescore: rows of those rescored exactly with float32 vectors (at least ``k``).
+            allowed: int64 chunk ids (ascending) that may be returned (a pre-filter: only
+                their rows are scanned); None: all.
 
         Returns:
             list of (chunk_id, cosine similarity), best first. Exact when the index holds at
-            most ``rescore`` rows.
+            most ``rescore`` rows (matching ``allowed``).
         """
         d = self.data
         if not self.n or k <= 0 or not d.dim:
@@ -374,7 +402,16 @@ class SearchIndex:
         q = np.asarray(vector, dtype=np.float32).reshape(-1)[: d.dim]
         qcodes = sign_codes(q[None, :])[:, 0]
         n_cand = min(self.n, max(candidates, k))
-        if n_cand < self.n:
+        if allowed is not None:
+            pool = self._rows(allowed, distinct)
+            if len(pool) > n_cand:
+                dist = np.zeros(len(pool), dtype=np.uint16)
+                for w in range(len(qcodes)):
+                    dist += np.bitwise_count(np.bitwise_xor(np.take(d.codes[w], pool), qcodes[w])).astype(np.uint16)
+                cand = pool[np.argpartition(dist, n_cand - 1)[:n_cand]]
+            else:
+                cand = pool
+        elif n_cand < self.n:
             dist = np.zeros(self.n, dtype=np.uint16)
             xor = np.empty(self.n, dtype=np.uint64)
             ones = np.empty(self.n, dtype=np.uint8)

@@ -4,7 +4,7 @@ Per source: hash the bytes (sha256); an unchanged file is skipped with no loadin
 embedding work; otherwise load (:func:`knowbase.knowledge.loaders.load_document`), split
 (:func:`knowbase.knowledge.splitter.split_document`, sizes in the embedder's tokens, no
 chunk above ``embedder.max_input_tokens``), embed in batches across documents, and write
-each document in one transaction (:meth:`KBStore.write_document`). A file that cannot be
+each document in one transaction (:meth:`ChunkStore.write_document`). A file that cannot be
 read or parsed, or exceeds a per-file limit (:class:`knowbase.safety.files.FileLimits`), is
 reported in :attr:`IngestReport.failed` and the rest carries on; a symbolic link leading
 outside the folder being ingested is not followed unless asked, and is listed in
@@ -16,6 +16,11 @@ go to the embedding model (:attr:`IngestReport.reused` counts them). The match i
 exact chunk text, not on the store's near-duplicate ``norm`` hash, which ignores case and
 punctuation that the model does see; so the result equals a full re-embedding (for int8
 ONNX, whose vectors depend slightly on the batch, up to its quantisation noise).
+
+Metadata given at ingest (``kb ingest --meta team=infra``, ``KnowledgeBase.ingest(...,
+metadata={"team": "infra"})``) is merged over the loader's (front matter, CSV columns...)
+and stored with each document, for search filters. An unchanged file whose stored metadata
+lacks those values is updated (its chunks keep their vectors, nothing is embedded again).
 """
 
 from __future__ import annotations
@@ -23,24 +28,66 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from knowbase.errors import InputFileError, KnowbaseError, SkippedFileError
+from knowbase.errors import InputFileError, KnowbaseError, SkippedFileError, UserError
 from knowbase.knowledge.bm25 import document_tokens
-from knowbase.knowledge.store import DocumentRow
+from knowbase.knowledge.types import DocumentRow
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.loaders.options import LoadOptions
-    from knowbase.knowledge.store import KBStore
+    from knowbase.knowledge.stores.base import ChunkStore
     from knowbase.knowledge.types import Chunk, Document
     from knowbase.models.base import Embedder
 
 EMBED_BATCH_CHUNKS = 64  # chunks gathered across documents before one embedding call
+MAX_USER_METADATA_KEYS = 64
+MAX_USER_METADATA_CHARS = 1000  # per key and per value (as text)
+
+
+def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """User metadata for ingest, checked: at most :data:`MAX_USER_METADATA_KEYS` keys, each a
+    non-empty string, values text, numbers or booleans, each key and value at most
+    :data:`MAX_USER_METADATA_CHARS` characters.
+
+    Raises:
+        UserError: a key or value breaks a rule (``field`` names the key).
+    """
+    if not metadata:
+        return {}
+    if len(metadata) > MAX_USER_METADATA_KEYS:
+        raise UserError(f"{len(metadata)} metadata keys; the limit is {MAX_USER_METADATA_KEYS}", field="metadata")
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_USER_METADATA_CHARS:
+            raise UserError(f"bad metadata key {key!r}: a non-empty name up to {MAX_USER_METADATA_CHARS} characters",
+                            field=str(key))
+        if not isinstance(value, (str, int, float, bool)) or len(str(value)) > MAX_USER_METADATA_CHARS:
+            raise UserError(f"metadata {key!r} must be text, a number or a boolean up to "
+                            f"{MAX_USER_METADATA_CHARS} characters", field=key)
+        out[key.strip()] = value
+    return out
+
+
+def parse_metadata_items(items: Iterable[str]) -> dict[str, str]:
+    """``["team=infra", "year=2023"]`` -> ``{"team": "infra", "year": "2023"}`` (values stay text;
+    filters compare numeric text as numbers).
+
+    Raises:
+        UserError: an item without ``=`` or an empty key.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"metadata {item!r} is not KEY=VALUE (e.g. team=infra)", field="metadata")
+        out[key.strip()] = value.strip()
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +197,16 @@ class Ingestor:
         options: loader options (per-file limits, a fixed text encoding, PDF passwords);
             default :class:`~knowbase.knowledge.loaders.options.LoadOptions`.
         follow_links: follow symbolic links leading outside the folders being ingested.
+        metadata: user metadata stored with every document of this ingest (see
+            :func:`check_metadata`), over the loader's keys.
+
+    Raises:
+        UserError: bad ``metadata``.
     """
 
-    def __init__(self, store: KBStore, embedder: Embedder, *, chunk_size: int = 200, chunk_overlap: int = 30,
-                 options: LoadOptions | None = None, follow_links: bool = False) -> None:
+    def __init__(self, store: ChunkStore, embedder: Embedder, *, chunk_size: int = 200, chunk_overlap: int = 30,
+                 options: LoadOptions | None = None, follow_links: bool = False,
+                 metadata: Mapping[str, Any] | None = None) -> None:
         from knowbase.knowledge.loaders.options import LoadOptions
 
         self.store = store
@@ -162,6 +215,7 @@ class Ingestor:
         self.chunk_overlap = chunk_overlap
         self.options = options or LoadOptions()
         self.follow_links = follow_links
+        self.metadata = check_metadata(metadata)
 
     def split(self, doc: Document) -> list[Chunk]:
         """Chunks of a document, sized in the embedder's tokens."""
@@ -277,7 +331,8 @@ class Ingestor:
 
         sha, size = file_sha256(path)
         old = self.store.document(str(path))
-        if old is not None and old.sha256 == sha:
+        if old is not None and old.sha256 == sha and all(
+                k in old.metadata and old.metadata[k] == v for k, v in self.metadata.items()):
             return None
         doc = load_document(path, options=self.options)
         chunks = self.split(doc)
@@ -286,7 +341,7 @@ class Ingestor:
         except OSError:
             mtime = None
         row = DocumentRow(id=0, path=str(path), sha256=sha, size=size, mtime=mtime, title=doc.title,
-                          language=doc.language, metadata=dict(doc.metadata), kind="file")
+                          language=doc.language, metadata={**doc.metadata, **self.metadata}, kind="file")
         known = self._stored_vectors(old.id, chunks) if old is not None else {}
         return _Pending(row, chunks, "updated" if old is not None else "added", known)
 
@@ -314,7 +369,7 @@ def _reason(exc: BaseException) -> str:
     return str(reason or exc)
 
 
-def add_texts(store: KBStore, embedder: Embedder, texts: Iterable[str], *, metadatas: Sequence[dict] | None = None,
+def add_texts(store: ChunkStore, embedder: Embedder, texts: Iterable[str], *, metadatas: Sequence[dict] | None = None,
               source: str = "memory", split: Callable[[Document], list[Chunk]] | None = None) -> list[int]:
     """Store texts as small documents (agents use a knowledge base as vector memory).
 

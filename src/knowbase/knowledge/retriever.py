@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Literal
 from knowbase.errors import UserError
 from knowbase.knowledge.bm25 import query_tokens
 from knowbase.knowledge.query import check_query
+from knowbase.knowledge.stores.filters import BUILTIN_FIELDS, SearchFilter
 from knowbase.knowledge.types import ScoredChunk
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.knowledge.rerank import Reranker
-    from knowbase.knowledge.store import KBStore
+    from knowbase.knowledge.stores.base import ChunkStore
     from knowbase.models.base import Embedder
 
 Mode = Literal["bm25", "dense", "hybrid"]
@@ -91,49 +92,18 @@ def rrf(rankings: Sequence[Sequence[int]], weights: Sequence[float], *, k: int =
     return sorted(scores.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
 
 
-@dataclass(frozen=True, slots=True)
-class SearchFilter:
-    """Document filters: ``path`` is a SQLite GLOB (``*`` ``?`` ``[...]``) on the document path."""
-
-    path: str | None = None
-    language: str | None = None
-
-    @classmethod
-    def parse(cls, spec: SearchFilter | dict[str, str] | str | None) -> SearchFilter | None:
-        """From a dict (``{"path": "*/pods/*"}``), a ``key=value[,key=value]`` string, or None.
-
-        Raises:
-            UserError: an unknown key (``field``).
-        """
-        if spec is None or isinstance(spec, SearchFilter):
-            return spec
-        if isinstance(spec, str):
-            items = {}
-            for part in filter(None, (p.strip() for p in spec.split(","))):
-                key, sep, value = part.partition("=")
-                if not sep:
-                    raise UserError(f"filter {part!r} is not key=value (e.g. path=*/pods/*)", field=part)
-                items[key.strip()] = value.strip()
-            spec = items
-        unknown = set(spec) - {"path", "language"}
-        if unknown:
-            raise UserError(f"unknown filter field {sorted(unknown)[0]!r}; known: path, language",
-                            field=sorted(unknown)[0])
-        return cls(path=spec.get("path"), language=spec.get("language"))
-
-
 class Retriever:
     """Searches one store by BM25, dense k-NN, or both fused.
 
     Args:
-        store: the knowledge-base store.
+        store: the knowledge-base store (any :class:`~knowbase.knowledge.stores.base.ChunkStore`).
         embedder: a function returning the embedder (called only when dense search runs,
             so BM25-only queries never load a model).
         depth: candidates taken from each ranking before fusion (at least ``k``).
         reranker: optional :class:`~knowbase.knowledge.rerank.Reranker` run on the fused list.
     """
 
-    def __init__(self, store: KBStore, embedder: Callable[[], Embedder], *, depth: int = 50,
+    def __init__(self, store: ChunkStore, embedder: Callable[[], Embedder], *, depth: int = 50,
                  reranker: Reranker | None = None) -> None:
         self.store = store
         self._embedder = embedder
@@ -149,7 +119,8 @@ class Retriever:
             query: the question or keywords.
             k: number of results.
             mode: ``bm25``, ``dense`` or ``hybrid``.
-            filter: restrict to documents matching a :class:`SearchFilter`.
+            filter: restrict to documents matching a :class:`SearchFilter` (or its text or
+                dict form); applied inside both searches.
             weights: hybrid RRF weights; default :func:`default_weights`.
             reranker: overrides the retriever's reranker for this call.
 
@@ -160,7 +131,8 @@ class Retriever:
 
         Raises:
             EmptyQueryError: ``query`` has no letter or digit (nothing is embedded).
-            UserError: unknown mode, ``k`` < 1, or a bad filter.
+            UserError: unknown mode, ``k`` < 1, or a bad filter (bad syntax, or a field no
+                document has).
         """
         check_query(query)
         if mode not in MODES:
@@ -168,14 +140,14 @@ class Retriever:
         if k < 1:
             raise UserError(f"k must be at least 1, not {k}", field="k")
         flt = SearchFilter.parse(filter) or SearchFilter()
+        self._check_fields(flt)
         depth = max(self.depth, 4 * k)
         timings: dict[str, float] = {}
         bm25_hits: list[tuple[int, float]] = []
         dense_hits: list[tuple[int, float]] = []
         if mode in ("bm25", "hybrid"):
             t0 = time.perf_counter()
-            bm25_hits = self.store.bm25_search(query_tokens(query), depth, path_glob=flt.path, language=flt.language,
-                                               distinct=True)
+            bm25_hits = self.store.bm25_search(query_tokens(query), depth, filter=flt or None, distinct=True)
             timings["bm25"] = time.perf_counter() - t0
         w = weights
         if mode == "hybrid" and w is None:
@@ -186,8 +158,7 @@ class Retriever:
         if mode == "dense" or (mode == "hybrid" and (w is None or w.dense > 0 or len(bm25_hits) < depth)):
             t0 = time.perf_counter()
             vec = self._embedder().embed_query(query)
-            dense_hits = self.store.dense_search(vec, depth, path_glob=flt.path, language=flt.language,
-                                                 distinct=True)
+            dense_hits = self.store.dense_search(vec, depth, filter=flt or None, distinct=True)
             timings["dense"] = time.perf_counter() - t0
         b_rank = {cid: (i, s) for i, (cid, s) in enumerate(bm25_hits, start=1)}
         d_rank = {cid: (i, s) for i, (cid, s) in enumerate(dense_hits, start=1)}
@@ -216,6 +187,17 @@ class Retriever:
             timings["rerank"] = time.perf_counter() - t0
         self.last_timings = timings
         return out[:k]
+
+    def _check_fields(self, flt: SearchFilter) -> None:
+        """A filter on a field that no document has is a typo: say so, with the known fields."""
+        names = {f[5:] if f.startswith("meta.") else f for f in flt.fields() - BUILTIN_FIELDS}
+        unknown = {n for n in names if n.split(".")[0] not in self.store.metadata_keys() and n not in
+                   self.store.metadata_keys()}
+        if unknown:
+            name = sorted(unknown)[0]
+            known = sorted(BUILTIN_FIELDS | self.store.metadata_keys())
+            raise UserError(f"unknown filter field {name!r}: no document has it; known: {', '.join(known)}",
+                            field=name)
 
     def _embedder_languages(self) -> tuple[str, ...] | None:
         return self._embedder().languages

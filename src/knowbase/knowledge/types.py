@@ -1,5 +1,5 @@
-"""Shared knowledge-base types (one definition each): Document, Chunk, ScoredChunk,
-Citation, Answer. Frozen dataclasses; offsets are character offsets into
+"""Shared knowledge-base types (one definition each): Document, Chunk, DocumentRow,
+CheckReport, ScoredChunk, Citation, Answer. Frozen dataclasses; offsets are character offsets into
 ``Document.text`` (Python ``str`` indices), pages are 1-based."""
 
 from __future__ import annotations
@@ -111,6 +111,51 @@ class Chunk:
         return {"path": self.path, "section": list(self.section), "page": self.page, "start": self.start,
                 "end": self.end, "repeated": self.repeated, "index": self.index, "doc_id": self.doc_id,
                 "chunk_id": self.chunk_id, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRow:
+    """A stored document (no text: the chunks hold it).
+
+    Attributes:
+        id: store id. path: source path or memory key. sha256: hex digest of the source bytes.
+        size: bytes. mtime: Unix seconds. title, language: as loaded. metadata: loader and
+        user metadata (JSON-serialisable). kind: ``file`` | ``memory``. chunks: number of
+        chunks. added, updated: Unix seconds of the first and the latest ingest.
+    """
+
+    id: int
+    path: str
+    sha256: str
+    size: int = 0
+    mtime: float | None = None
+    title: str = ""
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    kind: str = "file"
+    chunks: int = 0
+    added: float = 0.0
+    updated: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """Result of a store's integrity check: ``problems`` is empty when the store is sound.
+
+    Attributes:
+        documents, chunks, vectors: row counts. fts_rows: rows of the keyword (BM25) index.
+        problems: one line per problem found (missing vectors, orphans, duplicates...).
+    """
+
+    documents: int
+    chunks: int
+    fts_rows: int
+    vectors: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 @dataclass(frozen=True, slots=True)
