@@ -9,7 +9,6 @@ time to first source and to first answer token.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path

@@ -310,13 +310,13 @@ def _pod(obj: K8sObject, ctx: Context) -> list[_Raw]:
                 add("Error", f"{init} {name} exited with code {term.get('exitCode')}", Evidence(
                     where, f"{init} {name}: terminated {_str(term.get('reason'))} exit code {term.get('exitCode')}"
                            f" {_str(term.get('message'))}".rstrip()))
-    for ev in ctx.events.get(obj.ref, []):
-        reason = event_reason(ev)
-        if reason is None:
+    for event in ctx.events.get(obj.ref, []):
+        ereason = event_reason(event)
+        if ereason is None:
             continue
-        if reason == "Error" and "Error" not in out and any(r in out for r in REASONS if r != "Error"):
-            reason = next(iter(out))
-        add(reason, f"{ev.reason}: {ev.message}", _event_evidence(ev))
+        if ereason == "Error" and "Error" not in out and any(r in out for r in REASONS if r != "Error"):
+            ereason = next(iter(out))  # "Error: ..." of a container already found waiting: the same problem
+        add(ereason, f"{event.reason}: {event.message}", _event_evidence(event))
     return _fold_pod(list(out.values()))
 
 
@@ -364,14 +364,13 @@ def _workload_replicas(obj: K8sObject, ctx: Context) -> list[_Raw]:
     if desired > 0 and ready < desired and obj.kind != "ReplicaSet":
         out.append(_Raw(obj.ref, "ReplicasUnavailable", f"{ready} of {desired} replicas available", [
             Evidence(f"{obj.source}.status", f"spec.replicas: {desired}; status.{ready_key}: {ready}")]))
-    for ev in ctx.events.get(obj.ref, []):
-        reason = event_reason(ev)
-        if reason == "FailedCreate":
+    for event in ctx.events.get(obj.ref, []):
+        if event_reason(event) == "FailedCreate":
             hit = next((r for r in out if r.reason == "FailedCreate"), None)
             if hit is None:
-                out.append(_Raw(obj.ref, "FailedCreate", ev.message, [_event_evidence(ev)]))
+                out.append(_Raw(obj.ref, "FailedCreate", event.message, [_event_evidence(event)]))
             else:
-                hit.evidence.append(_event_evidence(ev))
+                hit.evidence.append(_event_evidence(event))
     if obj.kind == "StatefulSet":
         svc = _str(spec.get("serviceName"))
         if svc and ctx.knows("Service") and not ctx.find("Service", obj.namespace, svc):
@@ -396,9 +395,9 @@ def _daemonset(obj: K8sObject, ctx: Context) -> list[_Raw]:
     if _int(st.get("numberMisscheduled")) > 0:
         out.append(_Raw(obj.ref, "Misscheduled", f"{st.get('numberMisscheduled')} Pods on nodes they should not run on",
                         [Evidence(f"{obj.source}.status", f"numberMisscheduled: {st.get('numberMisscheduled')}")]))
-    for ev in ctx.events.get(obj.ref, []):
-        if event_reason(ev) == "FailedCreate":
-            out.append(_Raw(obj.ref, "FailedCreate", ev.message, [_event_evidence(ev)]))
+    for event in ctx.events.get(obj.ref, []):
+        if event_reason(event) == "FailedCreate":
+            out.append(_Raw(obj.ref, "FailedCreate", event.message, [_event_evidence(event)]))
     return out
 
 
@@ -410,14 +409,14 @@ def _job(obj: K8sObject, ctx: Context) -> list[_Raw]:
             reason = _str(c.get("reason")) or "BackoffLimitExceeded"
             out.append(_Raw(obj.ref, reason, _str(c.get("message")) or reason, [
                 Evidence(f"{obj.source}.status.conditions", f"Failed True {reason}: {_str(c.get('message'))}")]))
-    for ev in ctx.events.get(obj.ref, []):
-        reason = event_reason(ev)
-        if reason in ("BackoffLimitExceeded", "DeadlineExceeded", "FailedCreate"):
-            hit = next((r for r in out if r.reason == reason), None)
+    for event in ctx.events.get(obj.ref, []):
+        ereason = event_reason(event)
+        if ereason in ("BackoffLimitExceeded", "DeadlineExceeded", "FailedCreate"):
+            hit = next((r for r in out if r.reason == ereason), None)
             if hit is None:
-                out.append(_Raw(obj.ref, reason, ev.message, [_event_evidence(ev)]))
+                out.append(_Raw(obj.ref, ereason, event.message, [_event_evidence(event)]))
             else:
-                hit.evidence.append(_event_evidence(ev))
+                hit.evidence.append(_event_evidence(event))
     return out
 
 
@@ -579,13 +578,13 @@ def _node(obj: K8sObject, ctx: Context) -> list[_Raw]:
             out.append(_Raw(obj.ref, "NotReady", f"node is NotReady: {why}".strip(": "), [ev]))
         elif ctype in _PRESSURE and cstat == "True":
             out.append(_Raw(obj.ref, ctype, msg or ctype, [ev]))
-    for ev in ctx.events.get(obj.ref, []):
-        reason = event_reason(ev)
-        hit = next((r for r in out if r.reason == reason), None)
+    for event in ctx.events.get(obj.ref, []):
+        ereason = event_reason(event)
+        hit = next((r for r in out if r.reason == ereason), None)
         if hit is not None:
-            hit.evidence.append(_event_evidence(ev))
-        elif reason in ("MemoryPressure", "DiskPressure", "OOMKilled", "NotReady"):
-            out.append(_Raw(obj.ref, reason, ev.message, [_event_evidence(ev)]))
+            hit.evidence.append(_event_evidence(event))
+        elif ereason in ("MemoryPressure", "DiskPressure", "OOMKilled", "NotReady"):
+            out.append(_Raw(obj.ref, ereason, event.message, [_event_evidence(event)]))
     return out
 
 
@@ -615,10 +614,10 @@ def _hpa(obj: K8sObject, ctx: Context) -> list[_Raw]:
             reason = "ScaleTargetNotFound" if reason == "FailedGetScale" else reason
             out.append(_Raw(obj.ref, reason, _str(c.get("message")) or reason, [Evidence(
                 f"{obj.source}.status.conditions", f"{c.get('type')} False {reason}: {_str(c.get('message'))}")]))
-    for ev in ctx.events.get(obj.ref, []):
-        reason = event_reason(ev)
-        if reason:
-            out.append(_Raw(obj.ref, reason, ev.message, [_event_evidence(ev)]))
+    for event in ctx.events.get(obj.ref, []):
+        ereason = event_reason(event)
+        if ereason:
+            out.append(_Raw(obj.ref, ereason, event.message, [_event_evidence(event)]))
     by: dict[str, _Raw] = {}
     for raw in out:
         if raw.reason in by:

@@ -59,10 +59,14 @@ _QUOTED = re.compile(
     r'\b(?:configmaps?|secrets?|persistentvolumeclaims?|pvc|serviceaccounts?|services?|pods?|nodes?|namespaces?|'
     r'storageclass(?:es)?|deployments?|ingressclass(?:es)?|endpoints|volumes?|claim|statefulsets?|daemonsets?|'
     r'replicasets?|jobs?|cronjobs?|ingress(?:es)?|key)[ =]+"([^"\s]{1,253})"', re.IGNORECASE)
+_IMAGE = re.compile(r'(?i)\bimage(?:\s+|:\s*|=)"?([a-z0-9][\w.:/@-]*\w)')
+_PUBLIC_REGISTRIES = ("docker.io", "registry.k8s.io", "k8s.gcr.io", "quay.io", "ghcr.io", "gcr.io", "mcr.microsoft.com",
+                      "public.ecr.aws", "registry-1.docker.io")
 _ASSIGNED = re.compile(r"Successfully assigned ([\w.-]+)/([\w.-]+) to ([\w.-]+)")
 _KUBELET_POD = re.compile(r"\bpod=([\w.-]+)_([\w.-]+)\(")
 
-_TOKEN = re.compile(r"\b(?:ns|obj|lbl|ctr|node|host|registry|ip|uid|path)-[0-9a-f]{6}(?:[0-9a-f]{4})?(?:\.example)?\b")
+_TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:ns|obj|lbl|ctr|node|host|registry|ip|uid|path)-[0-9a-f]{6}(?:[0-9a-f]{4})?"
+                    r"(?:\.example)?(?![A-Za-z0-9])")
 
 # fields whose string values are names worth masking, by category
 _NAME_FIELDS: dict[str, str] = {
@@ -207,8 +211,9 @@ class Anonymizer:
     def _known_pattern(self) -> re.Pattern[str] | None:
         if self._known is None and self._forward:
             names = sorted(self._forward, key=len, reverse=True)
-            self._known = re.compile(r"(?<![\w.-])(?:" + "|".join(re.escape(n) for n in names)
-                                     + r")(?![\w-]|\.[A-Za-z0-9])")
+            # names hold no "_", so "pod=web-1_shop(uid)" (kubelet's back-off message) splits at it
+            self._known = re.compile(r"(?<![A-Za-z0-9.-])(?:" + "|".join(re.escape(n) for n in names)
+                                     + r")(?![A-Za-z0-9-]|\.[A-Za-z0-9])")
         return self._known
 
     def mask(self, text: str) -> str:
@@ -216,6 +221,7 @@ class Anonymizer:
         pattern replaced by its token (new values are registered on the way)."""
         if not text:
             return text
+        text = _IMAGE.sub(lambda m: m.group(0).replace(m.group(1), self._image(m.group(1))), text)
         text = _QUOTED.sub(lambda m: m.group(0).replace(f'"{m.group(1)}"', f'"{self._quoted(m.group(1))}"'), text)
         for m in _KUBELET_POD.finditer(text):
             self.add(m.group(1), "obj")
@@ -230,6 +236,21 @@ class Anonymizer:
         text = _HOST.sub(self._host, text)
         text = _PATH.sub(self._path, text)
         return text
+
+    def _image(self, ref: str) -> str:
+        """An image reference with a private registry and its folders masked; the last path part
+        (the image's own name) and the tag or digest stay, since they carry the error
+        (``registry.corp/team/app:v2`` -> ``registry-1a2b3c.example/obj-4d5e6f/app:v2``)."""
+        parts = ref.split("/")
+        if len(parts) < 2:
+            return ref
+        first = parts[0]
+        is_registry = "." in first or ":" in first or first == "localhost"
+        if is_registry and first in _PUBLIC_REGISTRIES:
+            return ref
+        head = [self.add(first, "registry")] if is_registry else [self.add(first, "obj")]
+        middle = [self.add(p, "obj") for p in parts[1:-1]]
+        return "/".join([*head, *middle, parts[-1]])
 
     def _quoted(self, value: str) -> str:
         if "/" in value:
@@ -267,4 +288,4 @@ class Anonymizer:
         """The registered originals (or ``values``) that occur in ``text`` as whole words: what
         a leak check looks for."""
         check = list(values) if values is not None else list(self._forward)
-        return [v for v in check if re.search(r"(?<![\w.-])" + re.escape(v) + r"(?![\w-])", text)]
+        return [v for v in check if re.search(r"(?<![A-Za-z0-9.-])" + re.escape(v) + r"(?![A-Za-z0-9-])", text)]

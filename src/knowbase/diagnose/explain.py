@@ -48,9 +48,8 @@ MAX_EVIDENCE_LINES = 8
 MAX_LINE_CHARS = 300
 
 _LABELS = {
-    "error": re.compile(r"^\s*(?:\*\*)?(?:Error|错误)(?:\*\*)?\s*[:：]\s*", re.IGNORECASE | re.MULTILINE),
-    "solution": re.compile(r"^\s*(?:\*\*)?(?:Solution|解决方案|解决办法|解决)(?:\*\*)?\s*[:：]\s*",
-                           re.IGNORECASE | re.MULTILINE),
+    "error": re.compile(r"(?<!\w)(?:\*\*)?(?:Error|错误)(?:\*\*)?\s*[:：](?:\*\*)?\s*", re.IGNORECASE),
+    "solution": re.compile(r"(?<!\w)(?:\*\*)?(?:Solution|解决方案|解决办法|解决)(?:\*\*)?\s*[:：](?:\*\*)?\s*", re.IGNORECASE),
 }
 _MARK = re.compile(r"\[\d+\]")
 
@@ -83,7 +82,7 @@ def problem_text(finding: Finding, anonymizer: Anonymizer | None = None) -> str:
 def cut_solution(solution: str, max_chars: int) -> tuple[str, bool]:
     """``solution`` cut to ``max_chars`` characters, citation markers not counted; ends at a
     word boundary with ``…`` when cut. Returns ``(text, truncated)``."""
-    if len(_MARK.sub("", solution)) <= max_chars:
+    if len(re.sub(r"\s*\[\d+\]", "", solution)) <= max_chars:
         return solution, False
     out, used = [], 0
     for piece in re.split(r"(\[\d+\])", solution):

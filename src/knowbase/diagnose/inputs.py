@@ -202,7 +202,7 @@ def _without_source(message: str, source: str) -> str:
 
 # --- detection ----------------------------------------------------------------------------
 _YAML_START = re.compile(r"^(?:---|apiVersion:|kind:|items:|metadata:)", re.MULTILINE)
-_JSON_START = re.compile(r"^(?:\{|\[\s*(?:\{|\]|$))")
+_JSON_START = re.compile(r"^(?:\{|\[\s*(?:[{[\]]|$))")
 _DESCRIBE_START = re.compile(r"^Name:\s+\S")
 _TABLE_SPLIT = re.compile(r"\s{2,}|\t+")
 
@@ -380,7 +380,9 @@ def parse_events_table(text: str, source: str) -> list[Event]:
         if not line.strip() or _is_events_header(line):
             continue
         row = _split_row(line, len(header))
-        get = lambda name: row[cols[name]].strip() if name in cols else ""  # noqa: E731
+        def get(name: str, row: list[str] = row) -> str:
+            return row[cols[name]].strip() if name in cols else ""
+
         obj = get("OBJECT")
         if obj and "/" in obj:
             kind_name, _, name = obj.partition("/")
@@ -436,7 +438,9 @@ def parse_get_table(text: str, source: str) -> list[K8sObject]:
         if not line.strip():
             continue
         row = _split_row(line, len(header))
-        get = lambda name: row[cols[name]].strip() if name in cols else ""  # noqa: E731
+        def get(name: str, row: list[str] = row) -> str:
+            return row[cols[name]].strip() if name in cols else ""
+
         name, ns, status = get("NAME"), get("NAMESPACE"), get("STATUS")
         here = f"{source}:{lineno + 1}"
         if is_node:
