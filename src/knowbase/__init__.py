@@ -61,6 +61,10 @@ _EXPORTS = {
     "ReActAgent": "knowbase.agents.react",
     "FunctionCallingAgent": "knowbase.agents.functions",
     "AutonomousAgent": "knowbase.agents.autonomous",
+    # diagnosis (the function itself: ``from knowbase.diagnose import diagnose``; ``knowbase.diagnose``
+    # is its package)
+    "Finding": "knowbase.diagnose.types",
+    "Diagnosis": "knowbase.diagnose.types",
     # tracing
     "trace": "knowbase.tracing.context",
     "TraceStore": "knowbase.tracing.store",
