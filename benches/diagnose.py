@@ -90,8 +90,8 @@ RELEVANT_PAGES: dict[str, list[str]] = {
 }
 
 
-def load_scenarios() -> list[dict[str, Any]]:
-    return [yaml.safe_load(p.read_text("utf-8")) | {"file": p.name} for p in sorted(SCENARIOS.glob("*.yaml"))]
+def load_scenarios(folder: Path = SCENARIOS) -> list[dict[str, Any]]:
+    return [yaml.safe_load(p.read_text("utf-8")) | {"file": p.name} for p in sorted(folder.glob("*.yaml"))]
 
 
 def write_files(sc: dict[str, Any], folder: Path) -> list[str]:
@@ -116,7 +116,7 @@ def elements_present(text: str, elements: list[list[str]]) -> tuple[int, int]:
     return sum(1 for alts in elements if any(str(a).lower() in low for a in alts)), len(elements)
 
 
-def analyzer_rows(scenarios: list[dict[str, Any]], work: Path) -> tuple[list[list[Any]], list[str]]:
+def analyzer_rows(scenarios: list[dict[str, Any]], work: Path, label: str) -> tuple[list[list[Any]], list[str]]:
     from knowbase.diagnose import diagnose
 
     tp = fp = fn = 0
@@ -146,7 +146,7 @@ def analyzer_rows(scenarios: list[dict[str, Any]], work: Path) -> tuple[list[lis
                 misses.append(f"{sc['id']}: extra {f.kind} {f.name} {f.reason}")
     recall = tp / (tp + fn) if tp + fn else float("nan")
     precision = tp / (tp + fp) if tp + fp else float("nan")
-    rows = [["knowbase analyzers (no model)", len(scenarios), tp + fn, tp, fp, fn, recall, precision,
+    rows = [[label, len(scenarios), tp + fn, tp, fp, fn, recall, precision,
              percentile(times, 50), percentile(times, 95)]]
     notes = [f"{k}: {v[0]}/{v[1]}" for k, v in sorted(per_kind.items())]
     return rows, misses + ["recall per expected kind: " + ", ".join(notes)]
@@ -282,10 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {}
     with bench_home() as home, tempfile.TemporaryDirectory(prefix="diag-bench-") as tmp:
         work = Path(tmp)
-        rows, notes = analyzer_rows(scenarios, work / "a")
-        print_table(f"Analyzers on {len(scenarios)} scenarios (no model)",
+        rows, notes = analyzer_rows(scenarios, work / "a", "knowbase analyzers: scenarios written with them")
+        heldout = load_scenarios(SCENARIOS / "heldout")
+        more, more_notes = analyzer_rows(heldout, work / "h", "knowbase analyzers: held-out scenarios")
+        print_table(f"Analyzers on {len(scenarios)} + {len(heldout)} held-out scenarios (no model)",
                     ["system", "scenarios", "expected", "right", "extra", "missed", "recall", "precision",
-                     "ms p50", "ms p95"], rows, notes=notes)
+                     "ms p50", "ms p95"], rows + more,
+                    notes=notes + more_notes + ["held-out: written after the analyzers and not used to change them"])
         kb = build_kb(home, args.embedder)
         prompts, values, leaked, examples = leak_check(scenarios, work / "l", home, kb)
         print_table("Leak check: masked prompts in logs.db (fake model, tracing on)",

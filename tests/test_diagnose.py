@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from knowbase.diagnose import diagnose, needs_anonymizing
-from knowbase.diagnose.analyzers import REASONS, valid_cron
+from knowbase.diagnose.analyzers import REASONS, analyze, valid_cron
 from knowbase.diagnose.anonymise import Anonymizer
 from knowbase.diagnose.explain import Explainer, cache_key, cut_solution, split_answer
 from knowbase.diagnose.inputs import parse_text, read_inputs
@@ -393,3 +393,26 @@ def test_agent_tool_runs_the_analyzers() -> None:
     result = tool.run({"kubectl_output": scenario("readiness-probe-failing")["files"]["events.txt"]})
     assert result.ok and "WARNING Pod portal/portal-ui-0: ReadinessProbeFailed" in result.output
     assert tool.run({"kubectl_output": "all good\n"}).output == "No problems found."
+
+
+def test_old_events_columns_with_an_empty_cell_keep_their_places() -> None:
+    text = ("LAST SEEN   FIRST SEEN   COUNT   NAME      KIND   SUBOBJECT   TYPE      REASON             SOURCE"
+            "              MESSAGE\n"
+            "1m          10m          35      redis-0   Pod                Warning   FailedScheduling   "
+            "default-scheduler   0/2 nodes are available: 2 Insufficient memory.\n")
+    (ev,) = parse_text(text, source="e.txt").events
+    assert (ev.object.kind, ev.object.name, ev.type, ev.reason, ev.count) == ("Pod", "redis-0", "Warning",
+                                                                               "FailedScheduling", 35)
+    assert ev.message == "0/2 nodes are available: 2 Insufficient memory."
+
+
+def test_job_whose_pods_are_oomkilled_is_one_oomkilled_finding() -> None:
+    job = {"kind": "Job", "metadata": {"name": "agg", "namespace": "etl"},
+           "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}}
+    pod = {"kind": "Pod", "metadata": {"name": "agg-5kq9z", "namespace": "etl",
+                                       "ownerReferences": [{"kind": "Job", "name": "agg", "controller": True}]},
+           "status": {"phase": "Failed", "containerStatuses": [
+               {"name": "a", "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}}
+    (f,) = analyze(parse_text(json.dumps({"kind": "List", "items": [job, pod]}), source="j.json"))
+    assert (f.kind, f.name, f.reason) == ("Job", "agg", "OOMKilled")
+    assert any("BackoffLimitExceeded" in e.text for e in f.evidence)

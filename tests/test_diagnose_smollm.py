@@ -18,10 +18,10 @@ SCENARIO = Path(__file__).resolve().parent.parent / "benches" / "data" / "diagno
 
 def test_smollm2_explains_a_finding_through_the_cli(tmp_path: Path, knowbase_home: Path) -> None:
     from click.testing import CliRunner
+    from tests.conftest import SAMPLE
 
     from knowbase import KnowledgeBase
     from knowbase.cli.main import cli
-    from tests.conftest import SAMPLE
 
     kb = KnowledgeBase.create("docs", embedder="fake")
     kb.ingest([str(SAMPLE / "en/tasks/configure-pod-container/assign-memory-resource.md"),

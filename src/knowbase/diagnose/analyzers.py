@@ -746,12 +746,21 @@ def _top_owner(ref: ObjectRef, ctx: Context) -> ObjectRef:
         cur = up
 
 
-_OWNER_SYMPTOMS = {"ReplicasUnavailable", "ProgressDeadlineExceeded"}
+_OWNER_SYMPTOMS = ("ProgressDeadlineExceeded", "BackoffLimitExceeded", "ReplicasUnavailable")
+"""An owner's reasons that its Pods' failures explain, most telling first (the rollout stalled,
+the Job gave up, replicas are missing): they become evidence of the Pods' cause."""
 _WEAK_POD_REASONS = {"Error"}
+"""Pod reasons that say less than the owner's own (a Job's BackoffLimitExceeded over its Pods' exit codes)."""
 
 
 def _group(raws: list[_Raw], ctx: Context) -> list[_Raw]:
-    """Move Pod/ReplicaSet/Job findings to their top owner; fold owner symptoms into causes."""
+    """Move Pod/ReplicaSet/Job findings to their top owner, one finding per (owner, reason).
+
+    When the owner's Pods have a telling cause (``OOMKilled``, ``ImagePullBackOff``...), the
+    owner's symptoms (:data:`_OWNER_SYMPTOMS`) fold into it; when they only exited with an
+    error, they fold into the owner's own finding (``BackoffLimitExceeded``). Several
+    symptoms alone fold into the most telling one.
+    """
     by_owner: dict[ObjectRef, list[_Raw]] = defaultdict(list)
     for raw in raws:
         top = _top_owner(raw.ref, ctx) if raw.ref.kind in ("Pod", "ReplicaSet", "Job") else raw.ref
@@ -760,33 +769,34 @@ def _group(raws: list[_Raw], ctx: Context) -> list[_Raw]:
     for owner, items in by_owner.items():
         own = [r for r in items if r.ref == owner]
         children = [r for r in items if r.ref != owner]
-        strong_own = [r for r in own if r.reason not in _OWNER_SYMPTOMS]
+        strong = [c for c in children if c.reason not in _WEAK_POD_REASONS]
+        weak = [c for c in children if c.reason in _WEAK_POD_REASONS]
+        symptoms = sorted((r for r in own if r.reason in _OWNER_SYMPTOMS), key=lambda r: _OWNER_SYMPTOMS.index(r.reason))
+        causes = [r for r in own if r.reason not in _OWNER_SYMPTOMS]
         merged: dict[str, _Raw] = {}
-        for child in children:
-            if child.reason in _WEAK_POD_REASONS and strong_own:
-                strong_own[0].absorb(child)
-                continue
-            lifted = merged.setdefault(child.reason, _Raw(owner, child.reason, child.message))
-            lifted.absorb(child)
-        symptoms = [r for r in own if r.reason in _OWNER_SYMPTOMS]
-        if merged and symptoms:
+        for child in strong:
+            merged.setdefault(child.reason, _Raw(owner, child.reason, child.message)).absorb(child)
+        if merged:
             worst = min(merged.values(), key=lambda r: SEVERITY_ORDER[_severity(r.reason)])
-            for s in symptoms:
-                worst.absorb(s)
-            own = [r for r in own if r.reason not in _OWNER_SYMPTOMS]
-        elif len(symptoms) > 1:  # ProgressDeadlineExceeded explains ReplicasUnavailable
-            first = next(r for r in symptoms if r.reason == "ProgressDeadlineExceeded") if any(
-                r.reason == "ProgressDeadlineExceeded" for r in symptoms) else symptoms[0]
-            for s in symptoms:
-                if s is not first:
-                    first.absorb(s)
-            own = [r for r in own if r.reason not in _OWNER_SYMPTOMS or r is first]
-        if strong_own and symptoms and not merged:
-            for s in [r for r in own if r.reason in _OWNER_SYMPTOMS]:
-                strong_own[0].absorb(s)
-            own = [r for r in own if r.reason not in _OWNER_SYMPTOMS]
+            for r in symptoms + weak:
+                worst.absorb(r)
+            symptoms = []
+        elif weak and (causes or symptoms):
+            for r in weak:
+                (causes or symptoms)[0].absorb(r)
+        elif weak:
+            for child in weak:
+                merged.setdefault(child.reason, _Raw(owner, child.reason, child.message)).absorb(child)
+        if causes and symptoms:
+            for r in symptoms:
+                causes[0].absorb(r)
+            symptoms = []
+        elif len(symptoms) > 1:
+            for r in symptoms[1:]:
+                symptoms[0].absorb(r)
+            symptoms = symptoms[:1]
         by_reason: dict[str, _Raw] = {}
-        for raw in own + list(merged.values()):  # a Deployment's ReplicaFailure and its ReplicaSet's: one
+        for raw in causes + symptoms + list(merged.values()):  # a Deployment's and its ReplicaSet's FailedCreate: one
             if raw.reason in by_reason:
                 by_reason[raw.reason].absorb(raw)
             else:

@@ -359,7 +359,17 @@ def event_from_object(item: dict[str, Any], source: str) -> Event | None:
 
 
 # --- tables ---------------------------------------------------------------------------------
-def _split_row(line: str, n: int) -> list[str]:
+def _header_starts(header_line: str) -> list[int]:
+    """Start offsets of the header's columns (names may hold one space: ``LAST SEEN``)."""
+    return [m.start() for m in re.finditer(r"\S+(?: \S+)*", header_line)]
+
+
+def _split_row(line: str, n: int, starts: list[int] | None = None) -> list[str]:
+    """The ``n`` cells of a table row. kubectl aligns columns (tabwriter), so cells are cut at
+    the header's column starts when the row fits them (an empty cell, such as the old events
+    table's SUBOBJECT, stays in its place); otherwise at runs of two or more spaces."""
+    if starts and len(starts) == n and len(line) > starts[-1] and all(line[s - 1] == " " for s in starts[1:]):
+        return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line)])]
     parts = _TABLE_SPLIT.split(line.strip(), maxsplit=n - 1)
     return parts + [""] * (n - len(parts))
 
@@ -373,13 +383,14 @@ def parse_events_table(text: str, source: str) -> list[Event]:
     lines = text.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.strip())
     header = _TABLE_SPLIT.split(lines[start].strip())
+    starts = _header_starts(lines[start])
     cols = {h: i for i, h in enumerate(header)}
     out: list[Event] = []
     for lineno in range(start + 1, len(lines)):
         line = lines[lineno]
         if not line.strip() or _is_events_header(line):
             continue
-        row = _split_row(line, len(header))
+        row = _split_row(line, len(header), starts)
         def get(name: str, row: list[str] = row) -> str:
             return row[cols[name]].strip() if name in cols else ""
 
@@ -430,6 +441,7 @@ def parse_get_table(text: str, source: str) -> list[K8sObject]:
     lines = text.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.strip())
     header = _TABLE_SPLIT.split(lines[start].strip())
+    starts = _header_starts(lines[start])
     cols = {h: i for i, h in enumerate(header)}
     is_node = "ROLES" in cols
     out: list[K8sObject] = []
@@ -437,7 +449,8 @@ def parse_get_table(text: str, source: str) -> list[K8sObject]:
         line = lines[lineno]
         if not line.strip():
             continue
-        row = _split_row(line, len(header))
+        row = _split_row(line, len(header), starts)
+
         def get(name: str, row: list[str] = row) -> str:
             return row[cols[name]].strip() if name in cols else ""
 
