@@ -155,7 +155,7 @@ def analyzer_rows(scenarios: list[dict[str, Any]], work: Path, label: str) -> tu
 def leak_check(scenarios: list[dict[str, Any]], work: Path, home: Path, kb: Any) -> list[Any]:
     """Run every scenario with the fake model, names masked, tracing on; search logs.db."""
     from knowbase.diagnose import diagnose
-    from knowbase.diagnose.anonymise import Anonymizer
+    from knowbase.diagnose.anonymise import BUILTIN_NAMESPACES, Anonymizer
     from knowbase.diagnose.inputs import read_inputs
 
     os.environ["KNOWBASE_TRACING"] = "1"
@@ -175,6 +175,9 @@ def leak_check(scenarios: list[dict[str, Any]], work: Path, home: Path, kb: Any)
             for ev in snap.events:
                 anon.mask(ev.text)
             originals = [v for v in anon._forward if len(v) >= 3]  # the values masking must hide
+            # and, independent of what the anonymiser recognises, the objects the scenario names
+            originals += [v for e in sc["expected"] for v in (e["name"], e["namespace"])
+                          if len(v) >= 3 and v not in BUILTIN_NAMESPACES and v not in originals]
             values_checked += len(originals)
             for prompt in _prompts_since(logs, before):
                 prompts += 1
@@ -288,11 +291,16 @@ def main(argv: list[str] | None = None) -> int:
         print_table(f"Analyzers on {len(scenarios)} + {len(heldout)} held-out scenarios (no model)",
                     ["system", "scenarios", "expected", "right", "extra", "missed", "recall", "precision",
                      "ms p50", "ms p95"], rows + more,
-                    notes=notes + more_notes + ["held-out: written after the analyzers and not used to change them"])
+                    notes=notes + more_notes + [
+                        "held-out: written after the analyzers. Their first run found 7 of 8 expected findings with 2 "
+                        "extra (recall 0.875, precision 0.778): an old-style events table with an empty cell, and a "
+                        "Job reported twice (BackoffLimitExceeded beside its Pods' OOMKilled); both were then fixed, "
+                        "so this row is no longer independent"])
         kb = build_kb(home, args.embedder)
         prompts, values, leaked, examples = leak_check(scenarios, work / "l", home, kb)
         print_table("Leak check: masked prompts in logs.db (fake model, tracing on)",
-                    ["prompts", "original values searched (per scenario)", "leaked"], [[prompts, values, leaked]],
+                    ["prompts", "original values searched (summed over scenarios)", "leaked"],
+                    [[prompts, values, leaked]],
                     notes=examples or ["no original value found in any prompt"])
         out["leak"] = {"prompts": prompts, "values": values, "leaked": leaked, "examples": examples}
         if not args.no_model:

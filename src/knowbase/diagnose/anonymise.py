@@ -137,10 +137,13 @@ class Anonymizer:
 
     # --- building the table ---------------------------------------------------------------
     def add(self, value: str, category: str = "obj") -> str:
-        """The token for ``value`` (registered on first use); values of the Kubernetes
-        vocabulary (``cpu``, ``default``...) and shorter than 3 characters are returned as is."""
+        """The token for ``value`` (registered on first use); values shorter than 3 characters
+        and words of the Kubernetes vocabulary (``cpu``, ``http``; for namespaces only the
+        built-in ones) are returned as is."""
         value = value.strip()
-        if len(value) < 3 or value in _VOCABULARY or _TOKEN.fullmatch(value):
+        # a namespace is masked even when it is a common word ("storage", "metrics"): it names the tenant
+        vocabulary = value in BUILTIN_NAMESPACES if category == "ns" else value in _VOCABULARY
+        if len(value) < 3 or vocabulary or _TOKEN.fullmatch(value):
             return value
         if value in self._forward:
             return self._forward[value]

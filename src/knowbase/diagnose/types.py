@@ -25,7 +25,8 @@ JSON schema (version 1)::
           "truncated": false
         }
       }],
-      "errors": [{"source": "bad.yaml", "message": "line 3: ..."}]   # inputs that could not be read
+      "errors": [{"source": "bad.yaml", "message": "line 3: ..."}],  # inputs that could not be read
+      "timings": {"analyze": 0.004, "explain": 21.3, "total": 21.3}   # seconds
     }
 """
 
