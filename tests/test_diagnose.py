@@ -214,6 +214,8 @@ def test_mask_round_trip_and_stable_keyed_tokens() -> None:
     assert b.mask(text) == masked  # same key: same tokens
     assert other.mask(text) != masked  # another key: other tokens
     assert "checkout" not in repr(a) and "values masked" in repr(a)
+    assert a.add("storage", "ns").startswith("ns-") and a.add("storage", "obj") == "storage"  # a namespace always
+    assert a.add("kube-system", "ns") == "kube-system"
 
 
 def test_home_key_is_private_and_reused(tmp_path: Path) -> None:
