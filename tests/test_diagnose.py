@@ -216,6 +216,8 @@ def test_mask_round_trip_and_stable_keyed_tokens() -> None:
     assert "checkout" not in repr(a) and "values masked" in repr(a)
     assert a.add("storage", "ns").startswith("ns-") and a.add("storage", "obj") == "storage"  # a namespace always
     assert a.add("kube-system", "ns") == "kube-system"
+    token = a.add("payments-api", "obj")
+    assert a.unmask(f"restart {token[:-1]} now") == "restart payments-api now"  # a digit dropped by the model
 
 
 def test_home_key_is_private_and_reused(tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ _PUBLIC_REGISTRIES = ("docker.io", "registry.k8s.io", "k8s.gcr.io", "quay.io", "
 _ASSIGNED = re.compile(r"Successfully assigned ([\w.-]+)/([\w.-]+) to ([\w.-]+)")
 _KUBELET_POD = re.compile(r"\bpod=([\w.-]+)_([\w.-]+)\(")
 
+_SHORT_TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:ns|obj|lbl|ctr|node|host|registry|ip|uid|path)-[0-9a-f]{4,5}"
+                          r"(?![A-Za-z0-9])")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:ns|obj|lbl|ctr|node|host|registry|ip|uid|path)-[0-9a-f]{6}(?:[0-9a-f]{4})?"
                     r"(?:\.example)?(?![A-Za-z0-9])")
 
@@ -278,14 +280,21 @@ class Anonymizer:
         return m.group(0).replace(path, self.add(path, "path"))
 
     def unmask(self, text: str) -> str:
-        """``text`` with every token restored to its original value (tokens a model invented
-        stay as they are)."""
+        """``text`` with every token restored to its original value, also a token a model
+        shortened by a digit or two when only one token starts so (tokens a model invented stay
+        as they are)."""
         for _ in range(4):  # a host token may hold a name token: restore until nothing changes
             new = _TOKEN.sub(lambda m: self._reverse.get(m.group(0), m.group(0)), text)
             if new == text:
                 break
             text = new
-        return text
+        # a small model sometimes drops a hex digit ("obj-94d5f" for "obj-94d5fa"): restore a
+        # shortened token when exactly one registered token starts with it
+        return _SHORT_TOKEN.sub(self._restore_short, text)
+
+    def _restore_short(self, m: re.Match[str]) -> str:
+        found = [t for t in self._reverse if t.startswith(m.group(0))]
+        return self._reverse[found[0]] if len(found) == 1 else m.group(0)
 
     def leaks(self, text: str, values: Iterable[str] | None = None) -> list[str]:
         """The registered originals (or ``values``) that occur in ``text`` as whole words: what
