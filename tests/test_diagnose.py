@@ -335,7 +335,7 @@ def test_chinese_prompt_and_labels(docs_kb) -> None:
                    doc_freqs=docs_kb.store.doc_freqs, language="zh", max_chars=50)
     f = Finding("Pod", "web", "frontend", "ImagePullBackOff", "critical", "container nginx is waiting")
     messages, hits = ex.messages(f)
-    assert "简体中文" in messages[1].content and "no more than 50 characters" in messages[1].content
+    assert "请用简体中文" in messages[1].content and "不超过 50 个字符" in messages[1].content
     x = ex.parse("错误：镜像不存在 [1]。\n解决方案：1. 修正镜像标签 [1]。", hits)
     assert (x.error, x.solution) == ("镜像不存在 [1]。", "1. 修正镜像标签 [1]。")
     assert split_answer("**Error:** a\n**Solution:** b") == ("a", "b")

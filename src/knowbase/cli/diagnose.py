@@ -22,6 +22,11 @@ def _safe(text: str) -> str:
     return "".join(ch if ch in "\n\t" or (ch.isprintable() and ch != "\x1b") else "?" for ch in text)
 
 
+def _indent(text: str) -> str:
+    """Continuation lines of a multi-line explanation indented under their label."""
+    return "\n      ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def print_diagnosis(d: Any, echo: Any = click.echo) -> None:
     """The diagnosis for people: one block per finding with its evidence and explanation."""
     if not d.findings:
@@ -38,9 +43,9 @@ def print_diagnosis(d: Any, echo: Any = click.echo) -> None:
                                                                   if ev.source else ""))
         x = f.explanation
         if x is not None:
-            echo(f"   Error: {_safe(x.error)}")
+            echo(f"   Error: {_indent(_safe(x.error))}")
             if x.solution:
-                echo(f"   Solution: {_safe(x.solution)}")
+                echo(f"   Solution: {_indent(_safe(x.solution))}")
             for c in x.citations:
                 echo(click.style(f"   {_safe(c.label())}", dim=True))
         echo("")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from knowbase.models.base import ChatModel, Message
     from knowbase.models.cache import ResponseCache
 
-PROMPT_VERSION = "diagnose-2"
+PROMPT_VERSION = "diagnose-4"
 """Changes whenever the diagnosis prompts change, so cached explanations of an older prompt are not reused."""
 
 DEFAULT_MAX_CHARS = 280
@@ -188,8 +188,9 @@ class Explainer:
         hits, passages = self.passages(finding)
         if self.anonymizer is not None:
             passages = self.anonymizer.mask(passages)  # documentation may quote a name from the cluster
+        instruction = fill(template(f"diagnose_lang_{self.language}"), max_chars=str(self.max_chars))
         user = fill(template("diagnose_user"), passages=passages, problem=problem_text(finding, self.anonymizer),
-                    language_instruction=template(f"diagnose_lang_{self.language}"), max_chars=str(self.max_chars))
+                    instruction=instruction)
         return [Message.system(template("diagnose_system")), Message.user(user)], hits
 
     def max_tokens(self) -> int:
