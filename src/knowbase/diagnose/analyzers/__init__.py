@@ -46,8 +46,6 @@ ANALYZERS: dict[str, Callable[[K8sObject, Context], list[_Raw]]] = {
 """Analyzer per Kind (K8sGPT's core set)."""
 
 
-
-
 def analyze(snap: Snapshot, *, kinds: Iterable[str] | None = None) -> list[Finding]:
     """Run every analyzer over ``snap`` and group the results by root cause.
 

@@ -72,7 +72,6 @@ MAX_EVIDENCE = 12
 """Evidence lines kept per finding (the rest are counted in the last line)."""
 
 
-
 @dataclass
 class _Raw:
     """A finding while it is being grouped."""

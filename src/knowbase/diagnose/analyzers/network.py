@@ -94,8 +94,6 @@ def _ingress(obj: K8sObject, ctx: Context) -> list[_Raw]:
     return out
 
 
-
-
 def _netpol(obj: K8sObject, ctx: Context) -> list[_Raw]:
     selector = _dict(_get(obj.data, "spec", "podSelector"))
     pods = ctx.labelled_pods(obj.namespace)
