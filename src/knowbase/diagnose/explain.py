@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from knowbase.models.base import ChatModel, Message
     from knowbase.models.cache import ResponseCache
 
-PROMPT_VERSION = "diagnose-4"
+PROMPT_VERSION = "diagnose-5"
 """Changes whenever the diagnosis prompts change, so cached explanations of an older prompt are not reused."""
 
 DEFAULT_MAX_CHARS = 280
