@@ -71,6 +71,10 @@ _EXPORTS = {
     "PluginRouter": "knowbase.agents.plugins",
     "OpenAPIToolset": "knowbase.tools.openapi",
     "ApprovalQueue": "knowbase.tools.approval",
+    # diagnosis (the function itself: ``from knowbase.diagnose import diagnose``; ``knowbase.diagnose``
+    # is its package)
+    "Finding": "knowbase.diagnose.types",
+    "Diagnosis": "knowbase.diagnose.types",
     # tracing
     "trace": "knowbase.tracing.context",
     "TraceStore": "knowbase.tracing.store",

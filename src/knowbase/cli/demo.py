@@ -9,7 +9,6 @@ time to first source and to first answer token.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,8 +18,9 @@ import click
 
 from knowbase.cli.main import settings_from
 from knowbase.cli.output import echo
+from knowbase.knowledge.sample import SAMPLE_KB as DEMO_KB
+from knowbase.knowledge.sample import find_sample
 
-DEMO_KB = "k8s-sample"
 QUESTIONS = (
     "When a node runs out of resources, in which order are Pods evicted by QoS class?",
     "静态 Pod 由哪个组件直接管理？",
@@ -43,21 +43,6 @@ def _progress_lines(every: int = 20) -> Any:
             echo(f"  {p.files_done}/{p.files_total} files, {p.chunks} chunks, {p.seconds:.0f} s", err=True)
 
     return update
-
-
-def find_sample() -> Path | None:
-    """The ``samples/k8s`` folder: ``$KNOWBASE_SAMPLE_DIR``, the working directory, or the
-    source tree this package runs from (an editable install)."""
-    candidates = []
-    if os.environ.get("KNOWBASE_SAMPLE_DIR"):
-        candidates.append(Path(os.environ["KNOWBASE_SAMPLE_DIR"]))
-    candidates.append(Path.cwd() / "samples" / "k8s")
-    here = Path(__file__).resolve()
-    candidates.extend(parent / "samples" / "k8s" for parent in here.parents[:5])
-    for c in candidates:
-        if (c / "en").is_dir():
-            return c
-    return None
 
 
 @click.command()
