@@ -123,3 +123,22 @@ def test_negation_is_compared_clause_by_clause() -> None:
     assert check_answer("The Pod is created [1].", [chunk])[0].status == "supported"
     flipped = check_answer("The containers are started before the volume is mounted [1].", [chunk])[0]
     assert flipped.status == "unsupported" and flipped.reasons == ("negation differs from [1]",)
+
+
+TABLE_A = "ID | Product | Price | Warehouse\n" + "\n".join(
+    f"{i} | Widget-{i} | {12 if i == 4 else 10 + i}.50 EUR | WH-{i % 2}" for i in range(1, 20))
+TABLE_B = "ID | Product | Price | Warehouse\n" + "\n".join(
+    f"{i} | Widget-{i} | {100 + i}.50 EUR | WH-{i % 2}" for i in range(20, 40))
+TABLES = [Chunk(TABLE_A, 0, len(TABLE_A)), Chunk(TABLE_B, 0, len(TABLE_B))]
+
+
+def test_values_of_different_rows_are_never_combined() -> None:
+    """Found by a new user: an uncited '...Widget-37 is 12.50 EUR' was supported by pooling row 4
+    of one passage with row 37 of another; 'Widget-37 is in WH-0 [2]' by two rows of one chunk."""
+    uncited = check_answer("The price of Widget-37 is 12.50 EUR.", TABLES)[0]
+    assert uncited.status == "unsupported" and "never appear together" in uncited.reasons[0]
+    mixed = check_answer("Widget-37 is stored in WH-0 [2].", TABLES)[0]
+    assert mixed.status == "unsupported" and "never appear together in [2]" in mixed.reasons[0]
+    right = check_answer("Widget-37 costs 137.50 EUR.", TABLES)[0]  # uncited, one row of [2]: supported
+    assert right.status == "supported" and right.citations == (2,)
+    assert check_answer("Widget-37 is stored in WH-1 [2].", TABLES)[0].status == "supported"

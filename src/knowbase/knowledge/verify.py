@@ -314,7 +314,8 @@ def check_claim(text: str, cited: Sequence[int], passages: Sequence[Chunk], *, s
         cover = len(wanted & have) / len(wanted) if wanted else 1.0
         # numbers and named values must sit in a sentence about the same thing: one sharing at
         # least LOCAL_MIN_OVERLAP of the claim's words (or the best such sentence), not anywhere
-        sents = [s for n in ns for s, _, _ in _sentences_with_offsets(passages[n - 1].text)]
+        per_passage = [[s for s, _, _ in _sentences_with_offsets(passages[n - 1].text)] for n in ns]
+        sents = [s for group in per_passage for s in group]
         shares = [len(wanted & set(_content(s))) / len(wanted) if wanted else 1.0 for s in sents]
         top = max(shares, default=0.0)
         local = "\n".join(s for s, sh in zip(sents, shares) if sh >= min(LOCAL_MIN_OVERLAP, top) and sh > 0) or joined
@@ -327,6 +328,10 @@ def check_claim(text: str, cited: Sequence[int], passages: Sequence[Chunk], *, s
             if not _contains_value(value, local):
                 where = _label(ns) if not _contains_value(value, joined) else f"the sentences of {_label(ns)} on this"
                 reasons.append(f"value {value!r} not in {where}")
+        facts = sorted(numbers(text)) + sorted(named_values(text))
+        if not reasons and len(facts) >= 2 and not _together(facts, per_passage):
+            # each value is on the page, but never with the others: a row or sentence mixed with another
+            reasons.append(f"{', '.join(facts)} never appear together in {_label(ns)}")
         for member in list_members(text):
             member_words = _content(member)
             if member_words and not any(w in have for w in member_words):
@@ -342,6 +347,8 @@ def check_claim(text: str, cited: Sequence[int], passages: Sequence[Chunk], *, s
 
     reasons, evidence, cover = judge(pool)
     status = "unsupported" if reasons else ("supported" if cover >= MIN_COVERAGE else "unverified")
+    if not valid and status == "supported":
+        status = "unverified"  # an uncited claim is supported only by one passage on its own (below)
     citations = valid
     # repair: a single passage that supports the claim on its own beats the cited set
     singles = []
@@ -362,6 +369,20 @@ def check_claim(text: str, cited: Sequence[int], passages: Sequence[Chunk], *, s
     elif status == "supported" and evidence is not None:
         citations = (evidence.n,) + tuple(n for n in valid if n != evidence.n)
     return Claim(text, start, end, tuple(cited), status, tuple(reasons), evidence, citations, cover)
+
+
+def _together(facts: Sequence[str], per_passage: Sequence[Sequence[str]]) -> bool:
+    """True when one window of a passage holds every number and named value of ``facts``: a
+    sentence with the next one, or a single line for a table row (``|``), so values of two
+    different rows or statements are never combined into one claim."""
+    wanted_numbers = {f for f in facts if f in numbers(f)}
+    wanted_values = [f for f in facts if f not in wanted_numbers]
+    for group in per_passage:
+        for i, sent in enumerate(group):
+            window = sent if "|" in sent or i + 1 >= len(group) or "|" in group[i + 1] else f"{sent} {group[i + 1]}"
+            if wanted_numbers <= numbers(window) and all(_contains_value(v, window) for v in wanted_values):
+                return True
+    return False
 
 
 def _with_marks(sentence: str, ns: Sequence[int]) -> str:
