@@ -142,3 +142,8 @@ def test_values_of_different_rows_are_never_combined() -> None:
     right = check_answer("Widget-37 costs 137.50 EUR.", TABLES)[0]  # uncited, one row of [2]: supported
     assert right.status == "supported" and right.citations == (2,)
     assert check_answer("Widget-37 is stored in WH-1 [2].", TABLES)[0].status == "supported"
+
+
+def test_list_markers_go_with_their_sentence() -> None:
+    out = apply_checks("1. The default maxSurge is 26% [2]. 2. The default maxSurge is 25% [2].", PASSAGES)
+    assert out.text == "2. The default maxSurge is 25% [2]."

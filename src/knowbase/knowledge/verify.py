@@ -79,6 +79,7 @@ _NEG_EN = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without
 _NEG_ZH = re.compile(r"(?<!除)非(?!常)|不(?!仅|但|过|论|断|同|管|少|久)|没|無(?!論)|无(?!论)|未(?!来|來)|别(?!的|人)|勿|禁止|"
                      r"(?<!是)否(?!则|則)")
 _LIST_SPLIT = re.compile(r"\s*(?:,|;|、|，|\band\b|\bor\b|和|或|及|以及)\s*", re.IGNORECASE)
+_LIST_MARKER = re.compile(r"\(?\d{1,3}[.)、]|[-*•]")
 _TRIVIAL = 2  # a claim with fewer content words than this is not checked (connectives, "See [1].")
 
 
@@ -301,7 +302,7 @@ def check_claim(text: str, cited: Sequence[int], passages: Sequence[Chunk], *, s
     end = start + len(text) if end is None else end
     valid = tuple(n for n in cited if 1 <= n <= len(passages))
     words = _content(text)
-    if len(words) < _TRIVIAL and not numbers(text) and not named_values(text):
+    if _LIST_MARKER.fullmatch(text) or (len(words) < _TRIVIAL and not numbers(text) and not named_values(text)):
         return Claim(text, start, end, tuple(cited), "trivial", citations=valid)
     pool = valid or tuple(range(1, len(passages) + 1))
 
@@ -454,11 +455,17 @@ def apply_checks(text: str, passages: Sequence[Chunk], *, language: str = "en") 
     cites: list[int] = []
     removed = []
     sep = "" if language == "zh" else " "
+    marker = ""  # a bare list marker ("2.") goes with the sentence after it, kept or removed
     for c in claims:
+        if c.status == "trivial" and _LIST_MARKER.fullmatch(c.text):
+            marker = c.text
+            continue
         if c.status == "unsupported":
             removed.append(c.text)
+            marker = ""
             continue
-        kept.append(_with_marks(c.text, c.citations))
+        kept.append((marker + " " if marker else "") + _with_marks(c.text, c.citations))
+        marker = ""
         cites.extend(n for n in c.citations if n not in cites)
     fallback = not any(c.supported for c in claims)
     return CheckedAnswer(sep.join(kept).strip(), tuple(cites), tuple(claims), tuple(removed), fallback)
