@@ -178,3 +178,15 @@ def test_redact_is_linear_on_hostile_text() -> None:
             "          'x://a:' * 100_000, 'sk-' * 300_000, 'Bearer ' * 100_000, '\"password\": \"' * 60_000]:\n"
             "    assert len(redact(s)) > 0\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_model_url_with_credentials_parses_and_is_redacted() -> None:
+    """Found by a new user: 'openai:m@http://u:PW@host/v1' was split at the last '@' (the URL
+    lost its scheme) and 'openai:m@http://u:PW' was stored in logs.db as the model."""
+    from knowbase.config import ModelSpec
+    from knowbase.redaction import redact
+
+    spec = ModelSpec.parse("openai:gpt-x@http://u:PWSECRET@127.0.0.1:9/v1")
+    assert (spec.name, spec.base_url) == ("gpt-x", "http://u:PWSECRET@127.0.0.1:9/v1")
+    assert "PWSECRET" not in redact(spec.raw)
+    assert ModelSpec.parse("onnx:all-minilm-l6-v2@fp32").base_url == "fp32"

@@ -30,6 +30,7 @@ Example ``config.toml``::
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -216,6 +217,9 @@ class ModelSpec:
             return cls("llamacpp", raw, None, raw)
         backend, _, rest = raw.partition(":")
         base_url = None
-        if "@" in rest:
+        url_at = re.search(r"@(?=https?://)", rest, re.IGNORECASE)
+        if url_at is not None:  # the URL may hold an '@' of its own (user:password@host)
+            rest, base_url = rest[: url_at.start()], rest[url_at.end():]
+        elif "@" in rest:
             rest, _, base_url = rest.rpartition("@")
         return cls(backend.strip().lower(), rest.strip(), (base_url or None), raw)
