@@ -48,7 +48,7 @@ def test_create_ingest_list_stats_docs(docs: Path) -> None:
     report = json.loads(out)
     assert code == 0 and len(report["added"]) == 3 and report["failed"] == []
     code, out, _ = run("kb", "ingest", "demo", str(docs))
-    assert code == 0 and out.startswith("0 added, 0 updated, 3 skipped, 0 removed, 0 failed")
+    assert code == 0 and out.startswith("0 added, 0 updated, 3 unchanged, 0 removed, 0 not followed, 0 failed")
     code, out, _ = run("kb", "list")
     assert code == 0 and out.split()[:2] == ["demo", "3"]
     stats = json.loads(run("kb", "stats", "demo", "--json")[1])
@@ -64,11 +64,11 @@ def test_reingest_reports_vectors_kept_for_unchanged_chunks(built: Path) -> None
                 for i in range(3)]
     (docs / "long.md").write_text("# Long\n\n" + "\n\n".join(sections), encoding="utf-8")
     code, out, _ = run("kb", "ingest", "demo", str(docs))
-    assert code == 0 and out.startswith("1 added, 0 updated, 3 skipped") and "kept their vectors" not in out
+    assert code == 0 and out.startswith("1 added, 0 updated, 3 unchanged") and "kept their vectors" not in out
     (docs / "long.md").write_text("# Long\n\n" + "\n\n".join(sections[:2] + ["## Part 2\n\nRewritten."]),
                                   encoding="utf-8")
     code, out, _ = run("kb", "ingest", "demo", str(docs))
-    assert code == 0 and out.startswith("0 added, 1 updated, 3 skipped, 0 removed, 0 failed; ")
+    assert code == 0 and out.startswith("0 added, 1 updated, 3 unchanged, 0 removed, 0 not followed, 0 failed; ")
     assert re.search(r"chunks \((\d+) with unchanged text kept their vectors\)", out), out
 
 
@@ -155,7 +155,7 @@ def test_ingest_exits_1_when_a_file_fails(built: Path, tmp_path: Path, knowbase_
     proc = subprocess.run([sys.executable, "-m", "knowbase", "kb", "ingest", "demo", str(bad)], capture_output=True,
                           text=True, env={**os.environ, "KNOWBASE_HOME": str(knowbase_home)}, timeout=120)
     assert proc.returncode == 1
-    assert proc.stdout.startswith("1 added, 0 updated, 0 skipped, 0 removed, 1 failed")
+    assert proc.stdout.startswith("1 added, 0 updated, 0 unchanged, 0 removed, 0 not followed, 1 failed")
     assert "empty.txt" in proc.stderr
 
 

@@ -259,7 +259,7 @@ def test_cli_ingest_encoding_and_links(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["kb", "create", "c", "--embedder", "fake"]).exit_code == 0
     result = runner.invoke(cli, ["kb", "ingest", "c", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "skipped: " in result.stderr and "passwd.txt: symlink leaves the folder" in result.stderr
+    assert "not followed: " in result.stderr and "passwd.txt: symlink leaves the folder" in result.stderr
     assert "\x1b" not in result.stderr and "\\u001b]52;c;aGk=\\u0007x.txt" in result.stderr
     result = runner.invoke(cli, ["kb", "search", "c", "brûlée", "--json"])
     assert "Crème brûlée" in result.stdout

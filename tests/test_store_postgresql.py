@@ -120,7 +120,7 @@ def test_cli_create_ingest_search_ask_check_drop_by_url(pg: str, tmp_path: Path)
         run("kb", "create", "team", "--store", pg, "--embedder", "fake")
     result = run("kb", "ingest", url, str(docs), "--meta", "year=2024")
     assert result.exit_code == 0 and result.stdout.startswith("2 added"), result.stdout
-    assert run("kb", "ingest", url, str(docs), "--meta", "year=2024").stdout.startswith("0 added, 0 updated, 2 skipped")
+    assert run("kb", "ingest", url, str(docs), "--meta", "year=2024").stdout.startswith("0 added, 0 updated, 2 unchanged")
     hits = __import__("json").loads(run("kb", "search", url, "pod", "--json", "--filter",
                                         "team=infra and year>=2024").stdout)
     assert [Path(h["path"]).name for h in hits] == ["pods.md"]

@@ -106,15 +106,16 @@ def ingest(ctx: click.Context, name: str, paths: tuple[str, ...], prune: bool, n
     if as_json:
         echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} skipped, "
-                   f"{len(report.removed)} removed, {len(report.failed)} failed; {report.chunks} chunks"
+        echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.skipped)} unchanged, "
+                   f"{len(report.removed)} removed, {len(report.ignored)} not followed, {len(report.failed)} failed; "
+                   f"{report.chunks} chunks"
                    + (f" ({report.reused} with unchanged text kept their vectors)" if report.reused else "")
                    + f" in {report.seconds:.1f} s ({report.chunks_per_second:.1f} chunks/s)")
         if report.retokenized:
             echo(f"re-indexed the BM25 tokens of {report.retokenized} existing chunks "
                  "(Chinese words inside longer words are now found)")
         for path, reason in report.ignored:
-            echo(f"  skipped: {_rel(path)}: {reason}", err=True)
+            echo(f"  not followed: {_rel(path)}: {reason}", err=True)
         for path, warning in report.warnings:
             echo(f"  warning: {_rel(path)}: {warning}", err=True)
         for path, reason in report.failed:
