@@ -269,3 +269,14 @@ def test_cli_ingest_encoding_and_links(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert sorted(Path(p).name[-6:] for p in report["added"]) == ["\x07x.txt", "wd.txt"]
     assert report["ignored"] == []
+
+
+def test_binary_junk_behind_a_byte_order_mark_is_refused(tmp_path: Path) -> None:
+    """Found by a new user: FF FE and binary bytes were read as UTF-16 and indexed as mojibake."""
+    from knowbase.errors import InputFileError
+    from knowbase.knowledge.loaders._text import decode_text
+
+    junk = b"\xff\xfe" + bytes([1, 0, 2, 0, 0x1B, 0, 7, 0, 65, 0, 0, 0, 5, 0, 66, 0, 1, 0, 2, 0]) * 50
+    with pytest.raises(InputFileError, match="binary content"):
+        decode_text(junk, path=tmp_path / "notutf.md")
+    assert decode_text("\ufeff第一行\n第二行".encode("utf-16-le"), path="ok.txt").text.endswith("第二行")

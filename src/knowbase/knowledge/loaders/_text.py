@@ -108,6 +108,21 @@ def _binary_signature(data: bytes) -> str | None:
     return None
 
 
+def _textual(decoded: DecodedText, path: Path | str) -> DecodedText:
+    """``decoded`` unless more than 1% of its first 32,768 characters are control characters
+    (NUL, ESC...; tab, line breaks and form feed excepted): bytes behind a byte-order mark
+    that are not text (found by a new user: an FF FE mark and binary junk was indexed as
+    Chinese mojibake).
+
+    Raises:
+        InputFileError: ``reason`` starts with ``binary``.
+    """
+    head = decoded.text[:32768]
+    if head and len(_CONTROL_RE.findall(head)) > max(1, len(head) // 100):
+        raise _fail(path, f"binary content (control characters when read as {decoded.encoding}), not text")
+    return decoded
+
+
 def _looks_utf16(sample: bytes) -> str | None:
     """``utf-16-le``/``utf-16-be`` for BOM-less UTF-16: the byte order under which more
     characters decode to ASCII (the other order turns ASCII into U+xx00 code points),
@@ -262,11 +277,12 @@ def decode_text(data: bytes, *, path: Path | str = "<bytes>", encoding: str | No
     for bom, enc in _BOMS:
         if data.startswith(bom):
             try:
-                return DecodedText(data.decode(enc), ("utf-8-sig" if enc == "utf-8-sig" else
-                                                      f"{enc}-{'le' if bom[0] == 0xFF else 'be'}"))
+                decoded = DecodedText(data.decode(enc), ("utf-8-sig" if enc == "utf-8-sig" else
+                                                         f"{enc}-{'le' if bom[0] == 0xFF else 'be'}"))
             except UnicodeDecodeError as exc:
                 raise _fail(path, f"undecodable text: byte-order mark says {enc} but {exc.reason} "
                                   f"at byte {exc.start}") from exc
+            return _textual(decoded, path)
     kind = _binary_signature(data)
     if kind:
         raise _fail(path, f"binary content ({kind} file signature), not text")
