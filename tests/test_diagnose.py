@@ -420,3 +420,18 @@ def test_job_whose_pods_are_oomkilled_is_one_oomkilled_finding() -> None:
     (f,) = analyze(parse_text(json.dumps({"kind": "List", "items": [job, pod]}), source="j.json"))
     assert (f.kind, f.name, f.reason) == ("Job", "agg", "OOMKilled")
     assert any("BackoffLimitExceeded" in e.text for e in f.evidence)
+
+
+def test_read_texts_checks_every_size_before_parsing_and_names_the_document() -> None:
+    from knowbase.diagnose.inputs import read_texts
+    from knowbase.errors import InputFileError
+
+    limits = DataLimits(max_bytes=100)
+    with pytest.raises(InputFileError, match="big.log: 101 bytes") as err:  # the malformed one first is not parsed
+        read_texts([("bad.json", "{]"), ("big.log", "é" * 50 + "x")], limits=limits)
+    assert (err.value.detail["reason"], err.value.detail["index"]) == ("size", 1)
+    with pytest.raises(InputFileError, match=r"bad.json: line 2 column 1: invalid JSON") as err:
+        read_texts([("ok.log", "fine"), ("bad.json", "{\n]")], limits=limits)
+    assert (err.value.detail["index"], err.value.detail["line"]) == (1, 2)
+    snap = read_texts([("web-0.log", "\ufeffpanic: boom")])
+    assert snap.inputs == ["web-0.log"] and snap.logs[0].target == "web-0" and snap.logs[0].lines == ((1, "panic: boom"),)

@@ -196,6 +196,48 @@ def read_inputs(paths: Sequence[str], *, limits: DataLimits = DEFAULT_LIMITS,
     return snap
 
 
+def read_texts(documents: Sequence[tuple[str, str]], *, limits: DataLimits = DEFAULT_LIMITS) -> Snapshot:
+    """Parse kubectl output given as text (the HTTP API): ``(name, text)`` pairs, all or nothing.
+
+    Every document's size (UTF-8 bytes) is checked against ``limits.max_bytes`` before any is
+    parsed; then each is checked for binary data (NUL, unpaired surrogates) and parsed as a
+    file of that name would be (:func:`parse_text`; ``name`` is the source of errors and
+    evidence and is matched against Pod names for plain logs). Objects a document holds
+    that lack a field (``items[3].metadata.name``) are recorded in :attr:`Snapshot.errors`.
+
+    Raises:
+        InputFileError: the first document that is too large (``reason="size"``), binary
+            (``"binary"``), not text (``"encoding"``) or malformed JSON/YAML (``"json"``,
+            ``"yaml"``, ``"limit"``, with ``line``); ``path`` is its name and ``index`` its
+            position in ``documents``.
+    """
+    for i, (name, text) in enumerate(documents):
+        size = len(text) if len(text) * 4 <= limits.max_bytes else len(text.encode("utf-8", "surrogatepass"))
+        if size > limits.max_bytes:
+            raise InputFileError(f"{name}: {size} bytes, larger than the limit of {limits.max_bytes} bytes",
+                                 path=name, reason="size", index=i)
+    snap = Snapshot()
+    for i, (name, text) in enumerate(documents):
+        try:
+            nul = text.find("\x00")
+            if nul >= 0:
+                line = text.count("\n", 0, nul) + 1
+                raise InputFileError(f"{name}: line {line}: binary data (a NUL character), not kubectl output",
+                                     path=name, reason="binary", line=line)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                line = text.count("\n", 0, exc.start) + 1
+                raise InputFileError(f"{name}: line {line}: not text (an unpaired surrogate)", path=name,
+                                     reason="encoding", line=line) from exc
+            snap.extend(parse_text(text.removeprefix("\ufeff"), source=name, name=name, limits=limits))
+        except InputFileError as exc:
+            exc.detail["index"] = i
+            setattr(exc, "index", i)  # noqa: B010 - a structured field, as KnowbaseError sets them
+            raise
+    return snap
+
+
 def _without_source(message: str, source: str) -> str:
     return message[len(source) + 2:] if message.startswith(source + ": ") else message
 

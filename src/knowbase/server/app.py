@@ -194,7 +194,7 @@ def create_app(settings: Settings | None = None, config: ServerConfig | None = N
 
     Returns a FastAPI app; its OpenAPI documentation is at ``/docs``.
     """
-    from knowbase.server.routes import kbs, openai_compat, ops
+    from knowbase.server.routes import diagnose, kbs, openai_compat, ops
 
     settings = settings or Settings.load()
     state = ServerState(settings, config or ServerConfig(), chat_model_factory=chat_model_factory,
@@ -259,6 +259,7 @@ def create_app(settings: Settings | None = None, config: ServerConfig | None = N
     app.include_router(openai_compat.router)
     app.include_router(kbs.router)
     app.include_router(ops.router)
+    app.include_router(diagnose.router)
     app.add_middleware(BodyLimit, limit=state.config.max_body_bytes)
     return app
 

@@ -22,6 +22,8 @@ class ServerConfig:
         max_upload_files: most files in one upload.
         max_embedding_inputs: most texts in one embeddings request.
         max_question_chars: longest question or chat message, characters.
+        max_document_bytes: largest kubectl document in a ``/v1/diagnose`` request, UTF-8
+            bytes (the CLI's per-file limit, :data:`knowbase.safety.datafiles.DEFAULT_LIMITS`).
         queue_concurrency: requests an in-process model serves at once.
         queue_max_waiting: requests that may wait for it; more get 503 with Retry-After.
         queue_timeout: seconds a request may wait for the model.
@@ -36,6 +38,7 @@ class ServerConfig:
     max_upload_files: int = 20
     max_embedding_inputs: int = 256
     max_question_chars: int = 8000
+    max_document_bytes: int = 64 * 1024 * 1024
     queue_concurrency: int = 1
     queue_max_waiting: int = 8
     queue_timeout: float = 300.0
