@@ -147,3 +147,12 @@ def test_values_of_different_rows_are_never_combined() -> None:
 def test_list_markers_go_with_their_sentence() -> None:
     out = apply_checks("1. The default maxSurge is 26% [2]. 2. The default maxSurge is 25% [2].", PASSAGES)
     assert out.text == "2. The default maxSurge is 25% [2]."
+
+
+def test_a_heading_glued_to_the_answer_is_dropped() -> None:
+    """The demo's answer ended with '... Guaranteed Pods. Criteria [2][3]' (issue 13)."""
+    out = apply_checks("BestEffort Pods are evicted first, then Burstable, and Guaranteed last [1]. Criteria [2][3]",
+                       PASSAGES)
+    assert out.text == "BestEffort Pods are evicted first, then Burstable, and Guaranteed last [1]."
+    assert out.removed == ("Criteria",) and out.citations == (1,)
+    assert apply_checks("Yes. BestEffort Pods are evicted first [1].", PASSAGES).text.startswith("Yes.")

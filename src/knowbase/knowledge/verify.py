@@ -79,6 +79,7 @@ _NEG_EN = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without
 _NEG_ZH = re.compile(r"(?<!除)非(?!常)|不(?!仅|但|过|论|断|同|管|少|久)|没|無(?!論)|无(?!论)|未(?!来|來)|别(?!的|人)|勿|禁止|"
                      r"(?<!是)否(?!则|則)")
 _LIST_SPLIT = re.compile(r"\s*(?:,|;|、|，|\band\b|\bor\b|和|或|及|以及)\s*", re.IGNORECASE)
+_TERMINAL = re.compile(r"[.!?;:。！？；：…]['\"”’)）]*$")
 _LIST_MARKER = re.compile(r"\(?\d{1,3}[.)、]|[-*•]")
 _TRIVIAL = 2  # a claim with fewer content words than this is not checked (connectives, "See [1].")
 
@@ -459,6 +460,10 @@ def apply_checks(text: str, passages: Sequence[Chunk], *, language: str = "en") 
     for c in claims:
         if c.status == "trivial" and _LIST_MARKER.fullmatch(c.text):
             marker = c.text
+            continue
+        if c.status == "trivial" and not _TERMINAL.search(c.text):
+            # a fragment with no sentence end: a heading copied from a passage ("... last. Criteria [2][3]")
+            removed.append(c.text)
             continue
         if c.status == "unsupported":
             removed.append(c.text)
