@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -29,3 +30,30 @@ def running(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+HANDBOOK = """# Leave
+
+Employees get 25 days of paid leave per year. Leave requests go through the HR portal.
+
+# Office
+
+The office opens at 8 am on weekdays. Visitors sign in at the front desk.
+"""
+ANSWER = "Employees get 25 days of paid leave per year [1]."
+QUESTION = "How many days of paid leave do employees get per year?"
+
+
+def handbook_settings(tmp_path: Path) -> Any:
+    """Settings with the fake embedder and a fake model answering :data:`ANSWER`, and a
+    knowledge base ``handbook`` holding :data:`HANDBOOK` (the server tests' shared setup)."""
+    from knowbase.config import Settings
+    from knowbase.knowledge.base import KnowledgeBase
+
+    s = Settings.load(embedder="fake", model=f"fake:{ANSWER}")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
+    with KnowledgeBase.create("handbook", settings=s) as kb:
+        kb.ingest([docs])
+    return s

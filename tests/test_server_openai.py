@@ -13,30 +13,13 @@ pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 
 from knowbase.config import Settings  # noqa: E402
-from knowbase.knowledge.base import KnowledgeBase  # noqa: E402
 from knowbase.server import ServerConfig, create_app  # noqa: E402
-from server_helpers import running  # noqa: E402
-
-HANDBOOK = """# Leave
-
-Employees get 25 days of paid leave per year. Leave requests go through the HR portal.
-
-# Office
-
-The office opens at 8 am on weekdays. Visitors sign in at the front desk.
-"""
-ANSWER = "Employees get 25 days of paid leave per year [1]."
-QUESTION = "How many days of paid leave do employees get per year?"
+from server_helpers import ANSWER, QUESTION, handbook_settings, running  # noqa: E402
 
 
 @pytest.fixture
 def settings(knowbase_home: Path, tmp_path: Path) -> Settings:
-    s = Settings.load(embedder="fake", model=f"fake:{ANSWER}")
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
-    with KnowledgeBase.create("handbook", settings=s) as kb:
-        kb.ingest([docs])
+    s = handbook_settings(tmp_path)
     return s
 
 

@@ -7,17 +7,13 @@ user or the ``psycopg`` driver are missing.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from knowbase.sql.database import open_database
 from knowbase.sql.execute import postgres_preamble, run_dbapi
+from pg_server import postgres_with_pgvector
 
 
 class RecordingCursor:
@@ -86,78 +82,24 @@ def test_postgres_engine_is_read_only_by_default() -> None:
     assert db.dialect == "postgres"
 
 
-# --- a real local server --------------------------------------------------------------------
-def _pg_bin() -> Path | None:
-    for base in (Path("/usr/lib/postgresql"),):
-        if base.is_dir():
-            for version in sorted(base.iterdir(), reverse=True):
-                if (version / "bin" / "initdb").exists():
-                    return version / "bin"
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
+# --- a real local server (the one PostgreSQL the tests start: tests/pg_server.py) ---------------
 @pytest.fixture(scope="module")
-def pg_url():
-    pytest.importorskip("psycopg")
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL binaries not found")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        import pwd
+def pg_url() -> Iterator[tuple[str, str]]:
+    """``(SQLAlchemy URL, libpq DSN)`` of a throwaway server holding a small shop schema."""
+    import psycopg
 
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user to run the server")
-        if not shutil.which("runuser"):
-            pytest.skip("runuser not found")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    root = Path(tempfile.mkdtemp(prefix="kb_pg_"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    if as_user:
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-    proc = None
-    try:
-        init = subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
-                              capture_output=True, text=True, timeout=180)
-        if init.returncode != 0:
-            pytest.skip(f"initdb failed: {init.stderr.strip()[:200]}")
-        port = 54000 + os.getpid() % 1000
-        proc = subprocess.Popen([*as_user, str(bindir / "postgres"), "-D", str(data), "-k", str(sock), "-p", str(port),
-                                 "-c", "listen_addresses=", "-c", "fsync=off"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import psycopg
-
-        dsn = f"host={sock} port={port} user=postgres dbname=postgres"
-        for _ in range(120):
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, city text)")
-                    conn.execute("COMMENT ON TABLE customers IS 'People who buy'")
-                    conn.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers(id),"
-                                 " amount numeric, status text)")
-                    conn.execute("INSERT INTO customers VALUES (1, 'Ann', 'Paris'), (2, 'Bob', 'Oslo'), (3, 'Cy', 'Paris')")
-                    conn.execute("INSERT INTO orders VALUES (1, 1, 10, 'paid'), (2, 1, 5, 'paid'), (3, 2, 7, 'open')")
-                break
-            except psycopg.OperationalError:
-                if proc.poll() is not None:
-                    pytest.skip("postgres exited at start")
-                time.sleep(0.5)
-        else:
-            pytest.skip("postgres did not accept connections")
-        yield f"postgresql://postgres@/postgres?host={sock}&port={port}", dsn
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(root, ignore_errors=True)
+    with postgres_with_pgvector() as url:
+        host = url.split("host=", 1)[1].split("&", 1)[0]
+        port = url.rsplit("port=", 1)[1]
+        dsn = f"host={host} port={port} user=postgres dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, city text)")
+            conn.execute("COMMENT ON TABLE customers IS 'People who buy'")
+            conn.execute("CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers(id),"
+                         " amount numeric, status text)")
+            conn.execute("INSERT INTO customers VALUES (1, 'Ann', 'Paris'), (2, 'Bob', 'Oslo'), (3, 'Cy', 'Paris')")
+            conn.execute("INSERT INTO orders VALUES (1, 1, 10, 'paid'), (2, 1, 5, 'paid'), (3, 2, 7, 'open')")
+        yield url, dsn
 
 
 def _count(dsn: str) -> int:
