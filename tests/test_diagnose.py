@@ -435,3 +435,38 @@ def test_read_texts_checks_every_size_before_parsing_and_names_the_document() ->
     assert (err.value.detail["index"], err.value.detail["line"]) == (1, 2)
     snap = read_texts([("web-0.log", "\ufeffpanic: boom")])
     assert snap.inputs == ["web-0.log"] and snap.logs[0].target == "web-0" and snap.logs[0].lines == ((1, "panic: boom"),)
+
+
+def test_grouping_many_pods_of_one_owner_is_linear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grouping 3,000 crashing Pods of one Deployment compares evidence a bounded number of times
+    per Pod (a list scan made it quadratic: a new user's 60 MB dump did not finish in 120 s)."""
+    import json as _json
+
+    from knowbase.diagnose import diagnose
+    from knowbase.diagnose.types import Evidence
+
+    def pod(i: int) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"api-7d9f8b6c5-p{i:05d}", "namespace": "shop",
+                             "ownerReferences": [{"kind": "ReplicaSet", "name": "api-7d9f8b6c5", "controller": True}],
+                             "labels": {"app": "api", "pod-template-hash": "7d9f8b6c5"}},
+                "status": {"phase": "Running", "containerStatuses": [{
+                    "name": "api", "image": "shop/api:1", "ready": False, "restartCount": 7,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting"}}}]}}
+
+    dump = tmp_path / "pods.json"
+    dump.write_text(_json.dumps({"apiVersion": "v1", "kind": "List", "items": [pod(i) for i in range(3000)]}),
+                    encoding="utf-8")
+    calls = 0
+    original = Evidence.__eq__
+
+    def counting(self: Evidence, other: object) -> bool:
+        nonlocal calls
+        calls += 1
+        return original(self, other)
+
+    monkeypatch.setattr(Evidence, "__eq__", counting)
+    result = diagnose([dump])
+    assert [f.reason for f in result.findings] == ["CrashLoopBackOff"]
+    assert result.findings[0].ref.kind == "Deployment" and len(result.findings[0].related) >= 3000
+    assert calls < 20 * 3000  # linear: a list scan would be about 3000 * 3000 / 2

@@ -81,10 +81,17 @@ class _Raw:
     message: str
     evidence: list[Evidence] = field(default_factory=list)
     related: set[ObjectRef] = field(default_factory=set)
+    _seen: set[Evidence] = field(default_factory=set, repr=False, compare=False)
 
     def absorb(self, other: _Raw) -> None:
+        """Take ``other``'s evidence (no duplicates) and objects. Linear in ``other``'s size:
+        membership is a set lookup (a list scan made grouping 8,000 Pods of one Deployment
+        quadratic, found by a new user: 7.4 s, and a 60 MB dump did not finish in 120 s)."""
+        if len(self._seen) != len(self.evidence):  # evidence appended directly since the last call
+            self._seen = set(self.evidence)
         for e in other.evidence:
-            if e not in self.evidence:
+            if e not in self._seen:
+                self._seen.add(e)
                 self.evidence.append(e)
         self.related |= other.related
         if other.ref != self.ref:
