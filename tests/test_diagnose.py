@@ -470,3 +470,17 @@ def test_grouping_many_pods_of_one_owner_is_linear(tmp_path: Path, monkeypatch: 
     assert [f.reason for f in result.findings] == ["CrashLoopBackOff"]
     assert result.findings[0].ref.kind == "Deployment" and len(result.findings[0].related) >= 3000
     assert calls < 20 * 3000  # linear: a list scan would be about 3000 * 3000 / 2
+
+
+def test_empty_input_is_an_error_not_a_healthy_cluster(tmp_path: Path) -> None:
+    """Found by a new user: an empty file (a failed `kubectl ... > dump.json`) said 'No problems found', exit 0."""
+    from knowbase.diagnose import diagnose
+    from knowbase.diagnose.inputs import EMPTY_INPUT, read_texts
+    from knowbase.errors import InputFileError
+
+    empty = tmp_path / "dump.json"
+    empty.write_text("  \n", encoding="utf-8")
+    result = diagnose([empty])
+    assert result.exit_code() == 2 and [e.message for e in result.errors] == [EMPTY_INPUT]
+    with pytest.raises(InputFileError, match="empty"):
+        read_texts([("e.txt", "")])

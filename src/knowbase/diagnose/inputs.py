@@ -172,6 +172,15 @@ def decode(data: bytes, source: str) -> str:
     return text.removeprefix("\ufeff")
 
 
+EMPTY_INPUT = "empty: no Kubernetes objects, events or log lines in it (did kubectl fail?)"
+
+
+def _is_empty(part: Snapshot) -> bool:
+    """True when an input gave nothing to analyse (blank lines do not count as a log)."""
+    has_log = any(text.strip() for log in part.logs for _, text in log.lines)
+    return not (part.objects or part.events or has_log or part.errors)
+
+
 def read_inputs(paths: Sequence[str], *, limits: DataLimits = DEFAULT_LIMITS,
                 stdin: IO[bytes] | None = None) -> Snapshot:
     """Read every input into one :class:`Snapshot`; a file that cannot be read is recorded in
@@ -191,6 +200,10 @@ def read_inputs(paths: Sequence[str], *, limits: DataLimits = DEFAULT_LIMITS,
                               limits=limits)
         except InputFileError as exc:
             snap.errors.append(InputError(source, _without_source(str(exc), source)))
+            continue
+        if _is_empty(part):
+            # an empty file (a failed `kubectl ... > dump.json`) must not read as a healthy cluster
+            snap.errors.append(InputError(source, EMPTY_INPUT))
             continue
         snap.extend(part)
     return snap
@@ -230,7 +243,10 @@ def read_texts(documents: Sequence[tuple[str, str]], *, limits: DataLimits = DEF
                 line = text.count("\n", 0, exc.start) + 1
                 raise InputFileError(f"{name}: line {line}: not text (an unpaired surrogate)", path=name,
                                      reason="encoding", line=line) from exc
-            snap.extend(parse_text(text.removeprefix("\ufeff"), source=name, name=name, limits=limits))
+            part = parse_text(text.removeprefix("\ufeff"), source=name, name=name, limits=limits)
+            if _is_empty(part):
+                raise InputFileError(f"{name}: {EMPTY_INPUT}", path=name, reason="empty")
+            snap.extend(part)
         except InputFileError as exc:
             exc.detail["index"] = i
             setattr(exc, "index", i)  # noqa: B010 - a structured field, as KnowbaseError sets them
