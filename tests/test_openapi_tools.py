@@ -409,3 +409,23 @@ def test_malformed_specs_never_crash(mutate) -> None:
         assert str(exc)
     else:
         assert [t.name for t in tools] == ["getX"]
+
+
+def test_tools_list_shows_a_specs_escapes_as_text(tmp_path) -> None:
+    """Titles and descriptions come from someone else's spec: printed, their terminal escapes
+    (an OSC 52 clipboard write, colours) are made visible, never sent to the terminal."""
+    from click.testing import CliRunner
+
+    from knowbase.cli.main import cli
+
+    spec = tmp_path / "esc.yaml"
+    spec.write_text('openapi: 3.0.0\ninfo: {title: "Shop\\e]52;c;aGk=\\a", version: "1"}\n'
+                    'servers: [{url: "https://api.example.com"}]\npaths:\n  /orders/{id}:\n    get:\n'
+                    '      operationId: getOrder\n      description: "Get \\e[31mred\\e[0m order"\n'
+                    '      parameters: [{name: id, in: path, required: true, schema: {type: string}}]\n'
+                    '      responses: {"200": {description: ok}}\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["tools", "list", "--openapi", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "Shop\\u001b]52;c;aGk=\\u0007 at https://api.example.com: 1 tool(s)" in result.output
+    assert "  getOrder(id: path)  GET /orders/{id}" in result.output

@@ -49,13 +49,13 @@ def terminal_approver(timeout: float) -> Any:
     from knowbase.tools.approval import Decision
 
     def approve(call: Any) -> Any:
-        click.echo(f"\napproval needed: {call.tool}({json.dumps(call.arguments, ensure_ascii=False)})", err=True)
+        echo(f"\napproval needed: {call.tool}({json.dumps(call.arguments, ensure_ascii=False)})", err=True)
         if call.action:
-            click.echo(f"  {call.action}", err=True)
+            echo(f"  {call.action}", err=True)
         if not sys.stdin.isatty():
             return Decision(False, None, "no terminal to ask on")
         for _ in range(3):
-            click.echo(f"run it? [y/n/e(dit)] (refused after {timeout:g} s) ", err=True, nl=False)
+            echo(f"run it? [y/n/e(dit)] (refused after {timeout:g} s) ", err=True, nl=False)
             answer = _read_line(timeout)
             if answer is None:
                 return Decision(False, None, f"no answer within {timeout:g} s")
@@ -64,7 +64,7 @@ def terminal_approver(timeout: float) -> Any:
             if answer.lower() in ("n", "no", ""):
                 return Decision(False, None, "declined by the operator")
             if answer.lower() in ("e", "edit"):
-                click.echo("arguments as one JSON object: ", err=True, nl=False)
+                echo("arguments as one JSON object: ", err=True, nl=False)
                 text = _read_line(timeout)
                 try:
                     edited = json.loads(text or "")
@@ -72,7 +72,7 @@ def terminal_approver(timeout: float) -> Any:
                     edited = None
                 if isinstance(edited, dict):
                     return Decision(True, edited)
-                click.echo("not a JSON object", err=True)
+                echo("not a JSON object", err=True)
         return Decision(False, None, "no clear answer")
 
     return approve

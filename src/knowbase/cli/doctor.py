@@ -16,15 +16,9 @@ import json
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 _MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
-
-
-def _plain(text: str) -> str:
-    """``text`` with terminal control characters made visible (child-process output ends up in messages)."""
-    from knowbase.safety.text import terminal_safe
-
-    return terminal_safe(text)
 
 
 @click.command()
@@ -44,12 +38,12 @@ def doctor(ctx: click.Context, smoke: bool, as_json: bool, timeout: float | None
     report = (api.run_smoke(settings, timeout=limit) if smoke
               else api.run_checks(settings, smoke_timeout=limit, hash_models=not no_hash))
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        echo(json.dumps(report.to_dict(), indent=2))
     else:
         width = max(len(c.name) for c in report.checks)
         for check in report.checks:
-            click.echo(f"{_MARK[check.status]}  {check.name:<{width}}  {_plain(check.summary)}")
+            echo(f"{_MARK[check.status]}  {check.name:<{width}}  {check.summary}")
             if check.fix and check.status != "ok":
-                click.echo(f"      {'':<{width}}  fix: {_plain(check.fix)}")
+                echo(f"      {'':<{width}}  fix: {check.fix}")
     if not report.ok:
         ctx.exit(1)

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 
 class _RunByDefault(click.Group):
@@ -109,7 +110,7 @@ def run(ctx: click.Context, kb_name: str, testset: str, out: str, model: str | N
                          thresholds=[f"{n}={v:g}" for n, v in thresholds.items()])
     errors = [r for r in report.records if r.get("error")]
     if as_json:
-        click.echo(json.dumps({"metrics": metrics, "spread": report.spread if repeat > 1 else None,
+        echo(json.dumps({"metrics": metrics, "spread": report.spread if repeat > 1 else None,
                                "threshold_failures": failed, "reports": {k: str(v) for k, v in paths.items()}},
                               indent=2))
     else:
@@ -130,11 +131,11 @@ def run(ctx: click.Context, kb_name: str, testset: str, out: str, model: str | N
             table.add_row(*row)
         _console().print(table)
         passed = sum(1 for r in report.records if r.get("passed"))
-        click.echo(f"{passed}/{len(report.records)} items passed every check · report: {paths['html']}")
+        echo(f"{passed}/{len(report.records)} items passed every check · report: {paths['html']}")
     for line in failed:
-        click.echo(f"below threshold: {line}", err=True)
+        echo(f"below threshold: {line}", err=True)
     if errors:
-        click.echo(f"{len(errors)} item(s) could not run; first: {errors[0]['id']}: {errors[0]['error']}", err=True)
+        echo(f"{len(errors)} item(s) could not run; first: {errors[0]['id']}: {errors[0]['error']}", err=True)
     if failed or errors:
         ctx.exit(1)
 
@@ -173,7 +174,7 @@ def compare(a: str, b: str, out: str | None, resamples: int, as_json: bool) -> N
     cmp = compare_reports(ra, rb, resamples=resamples, a_name=Path(a).name or "A", b_name=Path(b).name or "B")
     paths = write_comparison(cmp, ra, rb, out) if out else {}
     if as_json:
-        click.echo(json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False, default=str))
+        echo(json.dumps(cmp.to_dict(), indent=2, ensure_ascii=False, default=str))
         return
     from rich.table import Table
 
@@ -187,7 +188,7 @@ def compare(a: str, b: str, out: str | None, resamples: int, as_json: bool) -> N
     _console().print(table)
     fixed = sum(1 for i in cmp.items if i["change"] == "fixed")
     broken = sum(1 for i in cmp.items if i["change"] == "broken")
-    click.echo(f"{len(cmp.items)} paired items: {fixed} fixed, {broken} broken by B"
+    echo(f"{len(cmp.items)} paired items: {fixed} fixed, {broken} broken by B"
                + (f" · report: {paths['html']}" if paths else ""))
 
 
@@ -218,11 +219,11 @@ def generate(ctx: click.Context, kb_name: str, n: int, model: str | None, seed: 
     text = dump_items(drafts.items, name=f"{kb_name}-draft", header=header)
     if out:
         Path(out).write_text(text, encoding="utf-8")
-        click.echo(f"{len(drafts.items)} questions written to {out} ({len(drafts.rejected)} drafts rejected)")
+        echo(f"{len(drafts.items)} questions written to {out} ({len(drafts.rejected)} drafts rejected)")
     else:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
     reasons: dict[str, int] = {}
     for r in drafts.rejected:
         reasons[r["reason"].split(" (")[0]] = reasons.get(r["reason"].split(" (")[0], 0) + 1
     for reason, count in sorted(reasons.items(), key=lambda x: -x[1]):
-        click.echo(f"rejected {count}: {reason}", err=True)
+        echo(f"rejected {count}: {reason}", err=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 if TYPE_CHECKING:  # pragma: no cover
     from knowbase.finetune.remote import FineTuningClient
@@ -34,17 +35,17 @@ def _print_report(report: object, *, as_json: bool) -> None:
 
     assert isinstance(report, ValidationReport)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return
     t = report.to_dict()["tokens"]
-    click.echo(f"{report.examples} examples ({report.format}) · tokens by {report.tokenizer}: total {t['total']}, "
+    echo(f"{report.examples} examples ({report.format}) · tokens by {report.tokenizer}: total {t['total']}, "
                f"max {t['max']}, mean {t['mean']:.0f} · {report.epochs} epochs by default · "
                f"{report.billed_tokens} billed training tokens"
                + (f" · about ${report.cost_usd:.2f}" if report.cost_usd is not None else ""))
     for line in brief(report.findings):
-        click.echo(line)
+        echo(line)
     errors, warnings = len(report.errors), len(report.findings) - len(report.errors)
-    click.echo(f"{errors} error(s), {warnings} warning(s)")
+    echo(f"{errors} error(s), {warnings} warning(s)")
 
 
 @finetune.command("validate")
@@ -80,9 +81,9 @@ def convert(source: str, target: str, to_fmt: str, from_fmt: str | None) -> None
     usable = [ex for ex in examples if ex.text_of("assistant").strip() and ex.text_of("user").strip()]
     skipped = [ex.source for ex in examples if ex not in usable]
     n = write_examples(usable, target, to_fmt)
-    click.echo(f"{n} examples converted from {fmt} to {to_fmt}: {target}")
+    echo(f"{n} examples converted from {fmt} to {to_fmt}: {target}")
     if skipped:
-        click.echo(f"skipped {len(skipped)} example(s) without a question or an answer: {', '.join(skipped[:20])}",
+        echo(f"skipped {len(skipped)} example(s) without a question or an answer: {', '.join(skipped[:20])}",
                    err=True)
 
 
@@ -137,14 +138,14 @@ def prepare(ctx: click.Context, from_feedback: bool, since: str | None, eval_set
     result = run_prepare(examples, out_dir=out, fmt=fmt, validation_fraction=val_fraction, seed=seed,
                          holdout=holdout, counter=token_counter(model), price_per_million=price)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
-        click.echo(f"{result.train} training and {result.validation} validation examples ({fmt}) in {out}; "
+        echo(f"{result.train} training and {result.validation} validation examples ({fmt}) in {out}; "
                    f"sources: {', '.join(f'{k} {v}' for k, v in sorted(result.sources.items()))}")
         if result.duplicates:
-            click.echo(f"dropped {len(result.duplicates)} duplicate(s): {', '.join(result.duplicates[:10])}")
+            echo(f"dropped {len(result.duplicates)} duplicate(s): {', '.join(result.duplicates[:10])}")
         for leak in result.leaks[:20]:
-            click.echo(f"dropped {leak['source']}: holds evaluation question {leak['eval_item']}")
+            echo(f"dropped {leak['source']}: holds evaluation question {leak['eval_item']}")
         assert result.report is not None
         _print_report(result.report, as_json=False)
     if result.report is not None and not result.report.ok:
@@ -200,10 +201,10 @@ def submit(ctx: click.Context, train: str, validation: str | None, model: str, s
         job = client.create_job(name, str(train_file["id"]), validation_file=str(val_file["id"]) if val_file else None,
                                 suffix=suffix, epochs=epochs)
     if as_json:
-        click.echo(json.dumps(job, indent=2))
+        echo(json.dumps(job, indent=2))
     else:
-        click.echo(f"uploaded {train} as {train_file['id']}" + (f", {validation} as {val_file['id']}" if val_file else ""))
-        click.echo(f"job {_job_line(job)}")
+        echo(f"uploaded {train} as {train_file['id']}" + (f", {validation} as {val_file['id']}" if val_file else ""))
+        echo(f"job {_job_line(job)}")
 
 
 @finetune.command("status")
@@ -216,7 +217,7 @@ def status(ctx: click.Context, job_id: str, model: str, as_json: bool) -> None:
     client, _ = _client(ctx, model)
     with client:
         job = client.job(job_id)
-    click.echo(json.dumps(job, indent=2) if as_json else _job_line(job))
+    echo(json.dumps(job, indent=2) if as_json else _job_line(job))
 
 
 @finetune.command("events")
@@ -233,11 +234,11 @@ def events(ctx: click.Context, job_id: str, model: str, limit: int, as_json: boo
     with client:
         items = client.events(job_id, limit=limit)
     if as_json:
-        click.echo(json.dumps(items, indent=2))
+        echo(json.dumps(items, indent=2))
         return
     for e in reversed(items):
         when = dt.datetime.fromtimestamp(e["created_at"]).strftime("%Y-%m-%d %H:%M:%S") if e.get("created_at") else "-"
-        click.echo(f"{when}  {e.get('level', 'info'):5}  {e.get('message', '')}")
+        echo(f"{when}  {e.get('level', 'info'):5}  {e.get('message', '')}")
 
 
 @finetune.command("cancel")
@@ -249,4 +250,4 @@ def cancel(ctx: click.Context, job_id: str, model: str) -> None:
     client, _ = _client(ctx, model)
     with client:
         job = client.cancel(job_id)
-    click.echo(f"job {_job_line(job)}")
+    echo(f"job {_job_line(job)}")

@@ -7,6 +7,7 @@ import json
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 from knowbase.server.auth import KeyStore
 
 
@@ -38,12 +39,12 @@ def create(ctx: click.Context, kbs: tuple[str, ...], scope: str, rate_per_minute
     created = _store(ctx).create(scope=scope, kbs=kbs, rate_per_minute=rate_per_minute,
                                  tokens_per_minute=tokens_per_minute, name=name)
     if as_json:
-        click.echo(json.dumps(created.to_dict(), indent=2))
+        echo(json.dumps(created.to_dict(), indent=2))
         return
-    click.echo(created.secret)
+    echo(created.secret)
     where = ", ".join(created.kbs) or "all knowledge bases"
     tokens = f" · {created.tokens_per_minute} tokens/min" if created.tokens_per_minute else ""
-    click.echo(f"id {created.id} · scope {created.scope} · {where} · {created.rate_per_minute}/min{tokens} "
+    echo(f"id {created.id} · scope {created.scope} · {where} · {created.rate_per_minute}/min{tokens} "
                "(the key is not stored: this is the only time it is shown)", err=True)
 
 
@@ -54,11 +55,11 @@ def list_keys(ctx: click.Context, as_json: bool) -> None:
     """Keys (never their secrets)."""
     rows = _store(ctx).list()
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
         return
     for r in rows:
         state = "revoked" if r["revoked"] else "active"
-        click.echo(f"{r['id']}  {r['scope']:6}  {','.join(r['kbs']) or '*':20}  {r['rate_per_minute']}/min  {state}"
+        echo(f"{r['id']}  {r['scope']:6}  {','.join(r['kbs']) or '*':20}  {r['rate_per_minute']}/min  {state}"
                    + (f"  {r['name']}" if r["name"] else ""))
 
 
@@ -69,4 +70,4 @@ def revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key by its id."""
     if not _store(ctx).revoke(key_id):
         raise click.ClickException(f"no active key {key_id!r}")
-    click.echo(f"revoked {key_id}")
+    echo(f"revoked {key_id}")

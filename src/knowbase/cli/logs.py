@@ -287,10 +287,10 @@ def stats(ctx: click.Context, since: str | None, by: str, as_json: bool, html_pa
     if csv_path:
         Path(csv_path).write_text(calls_csv(store, since=since_ts), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False))
+        echo(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False))
         return
     if not rows:
-        click.echo(f"no calls recorded (logs: {store.path})")
+        echo(f"no calls recorded (logs: {store.path})")
         return
     from rich.table import Table
 
@@ -320,10 +320,10 @@ def export(ctx: click.Context, path: str, since: str | None) -> None:
 
     text = calls_csv(_store(ctx), since=parse_since(since) if since else None)
     if path == "-":
-        click.echo(text, nl=False)
+        echo(text, nl=False)
     else:
         Path(path).write_text(text, encoding="utf-8")
-        click.echo(f"{text.count(chr(10)) - 1} calls written to {path}")
+        echo(f"{text.count(chr(10)) - 1} calls written to {path}")
 
 
 @logs.command("feedback")
@@ -334,4 +334,4 @@ def export(ctx: click.Context, path: str, since: str | None) -> None:
 def feedback(ctx: click.Context, trace_id: str, rating: str, comment: str | None) -> None:
     """Record feedback (up or down) on the answer of trace TRACE_ID (printed by `knowbase ask`)."""
     fid = _store(ctx).add_feedback(trace_id, rating, comment=comment, source="cli")
-    click.echo(f"feedback {fid} recorded on trace {trace_id}")
+    echo(f"feedback {fid} recorded on trace {trace_id}")

@@ -7,6 +7,7 @@ import json
 import click
 
 from knowbase.cli.main import settings_from
+from knowbase.cli.output import echo
 
 
 @click.group()
@@ -41,18 +42,17 @@ def serve(ctx: click.Context, kbs: tuple[str, ...], db: str | None, model_spec: 
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def tools(server: str, allow_hosts: tuple[str, ...], allow_private: bool, as_json: bool) -> None:
     """List the tools of the MCP SERVER (an http(s) URL, or a command line to start over stdio)."""
+    from knowbase.cli.tools import argument_list
     from knowbase.tools.mcp import MCPToolset
 
     toolset = MCPToolset.connect(server, allowed_hosts=list(allow_hosts) or None, allow_private=allow_private)
     data = toolset.to_dict()
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    click.echo(f"{data['name']}: {len(data['tools'])} tool(s)")
+    echo(f"{data['name']}: {len(data['tools'])} tool(s)")
     for t in data["tools"]:
-        props = t["parameters"].get("properties", {})
-        required = set(t["parameters"].get("required", []))
-        args = ", ".join(f"{n}{'' if n in required else '?'}" for n in props)
+        args = argument_list(t["parameters"])
         flag = "  [needs approval]" if t["needs_approval"] else ""
-        click.echo(f"  {t['name']}({args}){flag}")
-        click.echo(f"      {t['description']}")
+        echo(f"  {t['name']}({args}){flag}")
+        echo(f"      {t['description']}")

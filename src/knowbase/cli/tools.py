@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import click
+
+from knowbase.cli.output import echo
+
+
+def argument_list(parameters: dict[str, Any], notes: Mapping[str, str] | None = None) -> str:
+    """``a, b?, c?`` for a JSON schema of arguments (``?`` marks optional ones), each followed
+    by ``: notes[name]`` when given (an OpenAPI argument's place: path, query, body...)."""
+    required = set(parameters.get("required", []))
+    return ", ".join(f"{n}{'' if n in required else '?'}" + (f": {notes[n]}" if notes is not None else "")
+                     for n in parameters.get("properties", {}))
 
 
 @click.group()
@@ -30,27 +42,25 @@ def list_(spec: str | None, operations: str | None, base_url: str | None, allow_
                                              allowed_hosts=list(allow_hosts) or None, allow_private=allow_private)
         data = toolset.to_dict()
         if as_json:
-            click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+            echo(json.dumps(data, ensure_ascii=False, indent=2))
             return
-        click.echo(f"{data['name']} at {data['base_url']}: {len(data['operations'])} tool(s)")
+        echo(f"{data['name']} at {data['base_url']}: {len(data['operations'])} tool(s)")
         for op in data["operations"]:
-            props = op["parameters"].get("properties", {})
-            required = set(op["parameters"].get("required", []))
-            args = ", ".join(f"{n}{'' if n in required else '?'}: {op['placement'][n].split(':')[0]}" for n in props)
+            args = argument_list(op["parameters"], {n: str(p).split(":")[0] for n, p in op["placement"].items()})
             flag = "  [needs approval]" if op["needs_approval"] else ""
-            click.echo(f"  {op['name']}({args})  {op['method']} {op['path']}{flag}")
-            click.echo(f"      {op['description']}")
+            echo(f"  {op['name']}({args})  {op['method']} {op['path']}{flag}")
+            echo(f"      {op['description']}")
         return
     from knowbase.tools.registry import all_entries
 
     entries = all_entries()
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=2))
+        echo(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=2))
         return
     for entry in entries:
         row = entry.to_dict()
         version = f" {row['version']}" if row["version"] else ""
         note = "  (ignored: name taken by knowbase)" if entry.shadowed else ""
-        click.echo(f"{entry.name:<16} {row['distribution']}{version}  [{row['entry_point']}]{note}")
+        echo(f"{entry.name:<16} {row['distribution']}{version}  [{row['entry_point']}]{note}")
         if row["description"]:
-            click.echo(f"{'':<16} {row['description']}")
+            echo(f"{'':<16} {row['description']}")
